@@ -1,0 +1,42 @@
+# mape-unlearn developer targets. Everything runs through the project virtualenv.
+
+SHELL := /bin/bash
+
+# kedro-telemetry (pulled in by kedro-viz) must never reach the network. Both
+# variables are honoured by kedro-telemetry 0.9; the committed `.telemetry`
+# file (`consent: false`) covers kedro commands run without this Makefile.
+export KEDRO_DISABLE_TELEMETRY := true
+export DO_NOT_TRACK := 1
+
+PYTHON ?= $(shell command -v python3.11 >/dev/null 2>&1 && echo python3.11 || echo python3)
+VENV := .venv
+STAMP := $(VENV)/.installed
+# torch is installed first, pinned, so that `torch>=2.4` in pyproject.toml adds nothing.
+# Extra pip arguments for it, e.g. TORCH_PIP_ARGS="--index-url https://download.pytorch.org/whl/cpu"
+TORCH_SPEC ?= torch==2.13.0
+TORCH_PIP_ARGS ?=
+
+.PHONY: venv run test lint
+
+venv: $(STAMP)
+
+$(VENV)/bin/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(STAMP): pyproject.toml | $(VENV)/bin/python
+	$(VENV)/bin/pip install -q $(TORCH_PIP_ARGS) "$(TORCH_SPEC)"
+	$(VENV)/bin/pip install -q -e ".[dev]"
+	touch $@
+
+.venv: $(STAMP)
+
+run: $(STAMP)
+	$(VENV)/bin/kedro run --pipeline=unlearn
+	$(VENV)/bin/kedro run --pipeline=evaluate --tags=evaluate
+
+test: $(STAMP)
+	$(VENV)/bin/python -m pytest -q
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check src tests
+	$(VENV)/bin/ruff format --check src tests

@@ -1,0 +1,60 @@
+"""Fine-tuning on answer tokens: the original model and the retrain-on-retain reference.
+
+Warmup then cosine decay: on the embedded default a constant learning rate needed ~5x more
+epochs to memorise the answers (METHOD.md, "What a quick prototype showed").
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+from transformers import get_cosine_schedule_with_warmup
+
+from mape_unlearn.core.encoding import QABatch
+from mape_unlearn.core.losses import mean_answer_nll
+
+log = logging.getLogger(__name__)
+
+
+def _positive(name: str, value: float) -> None:
+    if not (isinstance(value, int | float) and math.isfinite(value) and value > 0):
+        raise ValueError(f"{name}={value!r} is not allowed: expected a positive number")
+
+
+def train_on_answers(
+    model: nn.Module,
+    data: QABatch,
+    epochs: int,
+    lr: float,
+    batch_size: int,
+    warmup_fraction: float,
+    weight_decay: float,
+    seed: int,
+    device: torch.device,
+    description: str = "train",
+) -> tuple[nn.Module, list[float]]:
+    """Train every weight on the answer-token NLL; returns the model and the loss per epoch."""
+    for name, value in (("epochs", epochs), ("lr", lr), ("batch_size", batch_size)):
+        _positive(name, value)
+    model.to(device).train()
+    generator = torch.Generator().manual_seed(seed)
+    steps = epochs * math.ceil(len(data) / batch_size)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
+    schedule = get_cosine_schedule_with_warmup(optimizer, int(warmup_fraction * steps), steps)
+    history = []
+    for _ in tqdm(range(epochs), desc=description, leave=False):
+        total, count = 0.0, 0
+        for batch in data.batches(batch_size, generator):
+            loss = mean_answer_nll(model, batch.to(device))
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            schedule.step()
+            total, count = total + loss.item() * len(batch), count + len(batch)
+        history.append(total / count)
+    log.info("%s: %d epochs, final answer NLL %.4f", description, epochs, history[-1])
+    return model.eval(), history

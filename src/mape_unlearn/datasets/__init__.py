@@ -1,0 +1,6 @@
+"""Custom Kedro datasets; every save is atomic (temporary sibling, then rename)."""
+
+from mape_unlearn.datasets.pretrained import PretrainedModelDataset, TokenizerDataset
+from mape_unlearn.datasets.tensors import TensorDictDataset
+
+__all__ = ["PretrainedModelDataset", "TensorDictDataset", "TokenizerDataset"]

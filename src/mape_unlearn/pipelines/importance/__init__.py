@@ -1,0 +1,5 @@
+"""The `importance` stage."""
+
+from mape_unlearn.pipelines.importance.pipeline import create_pipeline
+
+__all__ = ["create_pipeline"]

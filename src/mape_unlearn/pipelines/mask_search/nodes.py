@@ -1,0 +1,48 @@
+"""Nodes of `mask_search`: the heads and filters to unlearn, by warm-start greedy search."""
+
+from __future__ import annotations
+
+import logging
+
+import pandas as pd
+import torch
+
+from mape_unlearn.core.search import warm_start_greedy
+from mape_unlearn.params import MaskSearchParams
+
+log = logging.getLogger(__name__)
+
+
+def search_modules(
+    forget_gradients: dict[str, torch.Tensor],
+    retain_gradients: dict[str, torch.Tensor],
+    training_split: pd.DataFrame,
+    forget_split: pd.DataFrame,
+    params: MaskSearchParams,
+) -> tuple[dict[str, torch.Tensor], list[dict[str, float | str]]]:
+    """Select modules under the sparsity budget; the retain side excludes forgotten people."""
+    people = training_split.person_id.to_numpy()[retain_gradients["rows"].numpy()]
+    keep = torch.from_numpy(~pd.Series(people).isin(set(forget_split.person_id)).to_numpy())
+    selection, trace = warm_start_greedy(
+        forget_gradients["heads"],
+        forget_gradients["filters"],
+        retain_gradients["heads"][keep],
+        retain_gradients["filters"][keep],
+        sparsity=params.sparsity,
+        objective=params.objective,
+        lam=params.lam,
+        max_sweeps=params.max_sweeps,
+    )
+    first, last = trace[0], trace[-1]
+    log.info(
+        "selected %d heads and %d filters; objective heads %.4g -> %.4g, filters %.4g -> %.4g "
+        "after %d sweeps",
+        int(selection.heads.sum()),
+        int(selection.filters.sum()),
+        first["objective_heads"],
+        last["objective_heads"],
+        first["objective_filters"],
+        last["objective_filters"],
+        len(trace) - 1,
+    )
+    return selection.as_dict(), trace

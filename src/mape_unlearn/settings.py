@@ -1,0 +1,54 @@
+"""Project settings. See
+https://docs.kedro.org/en/stable/configure/configuration_basics/#configuration
+for the Kedro defaults."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from kedro.config import OmegaConfigLoader
+from kedro.utils import find_kedro_project, is_kedro_project
+
+
+def _project_root() -> Path:
+    """The Kedro project root: the nearest ancestor of this file whose
+    ``pyproject.toml`` has a ``[tool.kedro]`` section (editable install, the
+    normal case), else the project found upwards from the cwd, else the cwd."""
+    for parent in Path(__file__).resolve().parents:
+        if is_kedro_project(parent):
+            return parent
+    found = find_kedro_project(Path.cwd())
+    return Path(found) if found else Path.cwd()
+
+
+def mlflow_tracking_uri(db_file: str = "mlflow.db") -> str:
+    """``MLFLOW_TRACKING_URI`` when set and non-empty, otherwise an absolute
+    ``sqlite:///`` URI for ``db_file`` relative to the project root.
+
+    Used in ``conf/base/mlflow.yml`` as ``${mape.mlflow_tracking_uri:mlflow.db}``:
+    Kedro's OmegaConfigLoader disables ``oc.env`` outside credentials, and
+    kedro-mlflow passes ``sqlite:`` URIs through unchanged (a relative one would
+    land in whatever the cwd is)."""
+    uri = os.environ.get("MLFLOW_TRACKING_URI", "").strip()
+    if uri:
+        return uri
+    db_path = Path(db_file)
+    if not db_path.is_absolute():
+        db_path = _project_root() / db_path
+    return f"sqlite:///{db_path.as_posix()}"
+
+
+CONFIG_LOADER_CLASS = OmegaConfigLoader
+
+CONFIG_LOADER_ARGS = {
+    "base_env": "base",
+    "default_run_env": "local",
+    "config_patterns": {
+        "parameters": ["parameters*", "parameters*/**", "**/parameters*"],
+        "mlflow": ["mlflow*", "mlflow*/**", "**/mlflow*"],
+    },
+    "custom_resolvers": {
+        "mape.mlflow_tracking_uri": mlflow_tracking_uri,
+    },
+}

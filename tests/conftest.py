@@ -1,0 +1,65 @@
+"""Shared fixtures: tiny real Transformers of each family and small encoded batches."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from transformers import GPT2Config, GPT2LMHeadModel, LlamaConfig, LlamaForCausalLM
+
+from mape_unlearn.core.encoding import IGNORE, QABatch
+
+VOCAB = 40
+
+
+def tiny_model(family: str) -> torch.nn.Module:
+    torch.manual_seed(0)
+    if family == "gpt2":
+        config = GPT2Config(
+            n_layer=2,
+            n_head=4,
+            n_embd=32,
+            n_inner=48,
+            vocab_size=VOCAB,
+            n_positions=32,
+            bos_token_id=2,
+            eos_token_id=3,
+            pad_token_id=0,
+        )
+        return GPT2LMHeadModel(config).eval()
+    config = LlamaConfig(
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        hidden_size=32,
+        intermediate_size=48,
+        vocab_size=VOCAB,
+        bos_token_id=2,
+        eos_token_id=3,
+        pad_token_id=0,
+    )
+    return LlamaForCausalLM(config).eval()
+
+
+@pytest.fixture(params=["gpt2", "llama"])
+def model(request: pytest.FixtureRequest) -> torch.nn.Module:
+    return tiny_model(request.param)
+
+
+def random_batch(n: int = 6, width: int = 12, seed: int = 0) -> QABatch:
+    """Random prompts and answers of varying length, right-padded like encode_qa's output."""
+    generator = torch.Generator().manual_seed(seed)
+    input_ids = torch.zeros(n, width, dtype=torch.long)
+    attention_mask = torch.zeros(n, width, dtype=torch.long)
+    labels = torch.full((n, width), IGNORE, dtype=torch.long)
+    for i in range(n):
+        length = width - (i % 3)
+        prompt = 3 + i % 2
+        input_ids[i, :length] = torch.randint(5, VOCAB, (length,), generator=generator)
+        attention_mask[i, :length] = 1
+        labels[i, prompt:length] = input_ids[i, prompt:length]
+    return QABatch(input_ids, attention_mask, labels)
+
+
+@pytest.fixture
+def batch() -> QABatch:
+    return random_batch()

@@ -1,0 +1,77 @@
+import math
+
+import pytest
+import torch
+
+from mape_unlearn.core.search import budget, selection_objective, warm_start_greedy
+
+
+def _grads(n: int, layers: int, width: int, seed: int) -> torch.Tensor:
+    """Correlated per-sample gradients, so the within-layer Fisher blocks are far from diagonal."""
+    generator = torch.Generator().manual_seed(seed)
+    base = torch.randn(n, layers, 3, generator=generator)
+    mix = torch.randn(3, width, generator=generator)
+    return base @ mix + 0.3 * torch.randn(n, layers, width, generator=generator)
+
+
+@pytest.mark.parametrize("sparsity", [0.5, 0.8, 0.9])
+def test_greedy_never_lowers_the_objective_and_keeps_the_budget(sparsity):
+    forget_h, retain_h = _grads(40, 3, 6, 1), _grads(60, 3, 6, 2)
+    forget_f, retain_f = _grads(40, 3, 50, 3), _grads(60, 3, 50, 4)
+    selection, trace = warm_start_greedy(
+        forget_h, forget_f, retain_h, retain_f, sparsity=sparsity, lam=1.0
+    )
+    assert int(selection.heads.sum()) == math.ceil((1 - sparsity) * 18 - 1e-9)
+    assert int(selection.filters.sum()) == math.ceil((1 - sparsity) * 150 - 1e-9)
+    for kind in ("heads", "filters"):
+        values = [entry[f"objective_{kind}"] for entry in trace]
+        assert all(b >= a - 1e-12 for a, b in zip(values, values[1:], strict=False))
+    assert trace[-1]["objective_filters"] > trace[0]["objective_filters"]  # the greedy step helps
+    assert trace[-1]["swaps_heads"] == 0 and trace[-1]["swaps_filters"] == 0  # converged
+    recomputed = selection_objective(forget_f, retain_f, selection.filters, lam=1.0)
+    assert recomputed == pytest.approx(trace[-1]["objective_filters"], rel=1e-9, abs=1e-12)
+
+
+def test_greedy_keeps_each_layers_count_from_the_warm_start():
+    forget_f, retain_f = _grads(30, 4, 40, 5), _grads(30, 4, 40, 6)
+    forget_h, retain_h = _grads(30, 4, 4, 7), _grads(30, 4, 4, 8)
+    warm, _ = warm_start_greedy(forget_h, forget_f, retain_h, retain_f, 0.8, max_sweeps=0)
+    refined, _ = warm_start_greedy(forget_h, forget_f, retain_h, retain_f, 0.8)
+    assert torch.equal(warm.filters.sum(1), refined.filters.sum(1))
+    assert not torch.equal(warm.filters, refined.filters)
+
+
+def test_converged_selection_has_no_improving_swap():
+    """After the sweeps no add-one-drop-one move within a layer raises J (brute-force check)."""
+    forget, retain = _grads(25, 2, 8, 9), _grads(25, 2, 8, 10)
+    heads = torch.zeros(25, 2, 2)
+    selection, trace = warm_start_greedy(heads, forget, heads, retain, sparsity=0.6)
+    current = selection_objective(forget, retain, selection.filters, 1.0)
+    assert current == pytest.approx(trace[-1]["objective_filters"], rel=1e-9)
+    for layer in range(2):
+        for inside in torch.nonzero(selection.filters[layer]).flatten().tolist():
+            for outside in torch.nonzero(~selection.filters[layer]).flatten().tolist():
+                moved = selection.filters.clone()
+                moved[layer, inside], moved[layer, outside] = False, True
+                assert selection_objective(forget, retain, moved, 1.0) <= current + 1e-12
+
+
+def test_forget_only_ignores_the_retain_side():
+    forget_h, forget_f = _grads(20, 2, 4, 11), _grads(20, 2, 10, 12)
+    a, _ = warm_start_greedy(forget_h, forget_f, None, None, 0.5, objective="forget_only")
+    b, _ = warm_start_greedy(
+        forget_h, forget_f, -forget_h, forget_f * 7, 0.5, objective="forget_only"
+    )
+    assert torch.equal(a.heads, b.heads) and torch.equal(a.filters, b.filters)
+
+
+@pytest.mark.parametrize("sparsity", [-0.1, 1.0, 1.5])
+def test_sparsity_outside_range_is_rejected(sparsity):
+    with pytest.raises(ValueError, match=r"sparsity=.* expected 0 <= sparsity < 1"):
+        budget(10, sparsity)
+
+
+def test_unknown_objective_is_rejected():
+    g = torch.zeros(2, 1, 2)
+    with pytest.raises(ValueError, match="objective='best'.*forget_only"):
+        warm_start_greedy(g, g, g, g, 0.5, objective="best")

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 import torch
 from transformers import GPT2Config, GPT2LMHeadModel, LlamaConfig, LlamaForCausalLM
 
 from mape_unlearn.core.encoding import IGNORE, QABatch
+
+os.environ.setdefault("KEDRO_DISABLE_TELEMETRY", "true")  # never reach for the network
 
 VOCAB = 40
 

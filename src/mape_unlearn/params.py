@@ -1,7 +1,8 @@
 """Typed parameters of every stage, validated by Kedro before any node runs.
 
-Each model mirrors one ``conf/base/parameters_<stage>.yml`` group; a bad value fails the run
-up front with the parameter's name, the value given and what is allowed.
+Each model mirrors one ``conf/base/parameters_<stage>.yml`` group, which holds the defaults;
+a bad or missing value fails the run up front with the parameter's name, the value given and
+what is allowed.
 """
 
 from __future__ import annotations
@@ -19,37 +20,37 @@ class _Params(BaseModel):
 
 
 class DataPrepParams(_Params):
-    n_people: PositiveInt = 100
-    seed: int = 0
-    holdout_fraction: float = Field(0.1, ge=0.0, lt=1.0)
-    forget_fraction: float = Field(0.1, gt=0.0, lt=1.0)
-    forget_ids: list[str] | None = None
+    n_people: PositiveInt
+    seed: int
+    holdout_fraction: float = Field(ge=0.0, lt=1.0)
+    forget_fraction: float = Field(gt=0.0, lt=1.0)
+    forget_ids: list[str] | None
 
 
 class TrainParams(_Params):
-    model_type: str = "gpt2"
-    architecture: dict[str, Any] = Field(default_factory=dict)
-    epochs: PositiveInt = 60
-    lr: PositiveFloat = 3e-3
-    batch_size: PositiveInt = 32
-    warmup_fraction: float = Field(0.1, ge=0.0, lt=1.0)
-    weight_decay: float = Field(0.0, ge=0.0)
-    seed: int = 0
-    device: str = "auto"
+    model_type: str
+    architecture: dict[str, Any]
+    epochs: PositiveInt
+    lr: PositiveFloat
+    batch_size: PositiveInt
+    warmup_fraction: float = Field(ge=0.0, lt=1.0)
+    weight_decay: float = Field(ge=0.0)
+    seed: int
+    device: str
 
 
 class ImportanceParams(_Params):
-    batch_size: PositiveInt = 64
-    dtype: Literal["float32", "float16"] = "float32"
-    seed: int = 0
-    device: str = "auto"
+    batch_size: PositiveInt
+    dtype: Literal["float32", "float16"]
+    seed: int
+    device: str
 
 
 class MaskSearchParams(_Params):
-    sparsity: float = 0.9
-    objective: str = "forget_retain"
-    lam: float = Field(1.0, ge=0.0)
-    max_sweeps: int = Field(10, ge=0)
+    sparsity: float
+    objective: str
+    lam: float = Field(ge=0.0)
+    max_sweeps: int = Field(ge=0)
 
     @field_validator("sparsity")
     @classmethod
@@ -67,15 +68,15 @@ class MaskSearchParams(_Params):
 
 
 class UnlearnParams(_Params):
-    rule: str = "gd"
-    lr: PositiveFloat = 1e-3
-    max_steps: PositiveInt = 100
-    alpha: float = Field(1.0, ge=0.0)
-    batch_size: PositiveInt = 32
-    eval_every: PositiveInt = 5
-    stop_at_retrain_level: bool = True
-    seed: int = 0
-    device: str = "auto"
+    rule: str
+    lr: PositiveFloat
+    max_steps: PositiveInt
+    alpha: float = Field(ge=0.0)
+    batch_size: PositiveInt
+    eval_every: PositiveInt
+    stop_at_retrain_level: bool
+    seed: int
+    device: str
 
     @field_validator("rule")
     @classmethod
@@ -86,5 +87,5 @@ class UnlearnParams(_Params):
 
 
 class EvaluateParams(_Params):
-    batch_size: PositiveInt = 64
-    device: str = "auto"
+    batch_size: PositiveInt
+    device: str

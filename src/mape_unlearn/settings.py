@@ -5,6 +5,7 @@ for the Kedro defaults."""
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 
 from kedro.config import OmegaConfigLoader
@@ -39,6 +40,10 @@ def mlflow_tracking_uri(db_file: str = "mlflow.db") -> str:
     return f"sqlite:///{db_path.as_posix()}"
 
 
+# Third-party deprecation chatter that says nothing about this project's run.
+warnings.filterwarnings("ignore", message=r"register_new_resolver\(\) is deprecated")
+warnings.filterwarnings("ignore", message=r".*Add type hints to the `predict` method")
+
 CONFIG_LOADER_CLASS = OmegaConfigLoader
 
 CONFIG_LOADER_ARGS = {
@@ -48,6 +53,8 @@ CONFIG_LOADER_ARGS = {
         "parameters": ["parameters*", "parameters*/**", "**/parameters*"],
         "mlflow": ["mlflow*", "mlflow*/**", "**/mlflow*"],
     },
+    # an environment (conf/test, conf/<experiment>) overrides single parameters, not whole groups
+    "merge_strategy": {"parameters": "soft"},
     "custom_resolvers": {
         "mape.mlflow_tracking_uri": mlflow_tracking_uri,
     },

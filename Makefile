@@ -32,7 +32,7 @@ $(STAMP): pyproject.toml | $(VENV)/bin/python
 
 run: $(STAMP)
 	$(VENV)/bin/kedro run --pipeline=unlearn
-	$(VENV)/bin/kedro run --pipeline=evaluate --tags=evaluate
+	$(VENV)/bin/kedro run --pipeline=evaluate
 
 test: $(STAMP)
 	$(VENV)/bin/python -m pytest -q

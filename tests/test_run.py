@@ -14,6 +14,7 @@ from kedro.framework.startup import bootstrap_project
 from safetensors.torch import load_file
 from transformers import AutoModelForCausalLM
 
+from mape_unlearn.caching import CachingRunner
 from mape_unlearn.core.architectures import module_parameter_masks
 from mape_unlearn.pipeline_registry import register_pipelines
 
@@ -31,15 +32,30 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-@pytest.fixture(scope="module")
-def finished_run(project: Path) -> Path:
+def run_project(project: Path, pipeline: str = "__default__", **params) -> dict[str, list[str]]:
+    """One ``kedro run --env=test`` with the caching runner; the reasons of each node that ran."""
+    runner = CachingRunner()
     with pytest.MonkeyPatch.context() as patch:
         patch.chdir(project)
         patch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{project / 'mlflow.db'}")
         bootstrap_project(project)
-        with KedroSession.create(project_path=project, env="test") as session:
-            session.run(pipeline_name="__default__")
+        with KedroSession.create(project_path=project, env="test", runtime_params=params) as s:
+            s.run(pipeline_name=pipeline, runner=runner)
+    return {name: entry.reasons for name, entry in runner.plan.items() if entry.runs}
+
+
+@pytest.fixture(scope="module")
+def finished_run(project: Path) -> Path:
+    assert len(run_project(project)) == len(register_pipelines()["__default__"].nodes)
     return project
+
+
+@pytest.fixture
+def project_copy(finished_run: Path, tmp_path: Path) -> Path:
+    """A copy of the finished run (modification times kept, so cache records stay valid)."""
+    copy = tmp_path / "copy"
+    shutil.copytree(finished_run, copy, symlinks=True)
+    return copy
 
 
 def test_run_produces_every_catalog_artifact(finished_run: Path):
@@ -86,3 +102,27 @@ def test_artifacts_are_consistent(finished_run: Path):
     )
     table = (data / "08_reporting" / "evaluation_table.md").read_text()
     assert len(table.strip().splitlines()) == 5
+
+
+def test_second_run_without_change_skips_every_node(project_copy: Path):
+    assert run_project(project_copy, "unlearn") == {}
+
+
+def test_changed_unlearn_parameter_reruns_only_unlearn_and_evaluate(project_copy: Path):
+    ran = run_project(project_copy, unlearn={"lr": 0.002})
+    assert set(ran) == {
+        "forget_accuracy_target",
+        "unlearn_model",
+        "evaluate_unlearned.evaluate_model",
+        "metrics_report",
+    }
+    assert ran["forget_accuracy_target"] == ["params changed: unlearn.lr"]
+
+
+def test_new_forget_request_reuses_retain_importance_and_the_original_model(project_copy: Path):
+    ran = run_project(project_copy, data_prep={"forget": {"seed": 7}})
+    assert ran["choose_forget"] == ["params changed: data_prep.forget.seed"]
+    reused = {"generate_qa", "hold_out", "fit_tokenizer", "original.fit"}
+    reused |= {"retain_importance.mask_gradients", "retain_importance.diagonal_fisher"}
+    assert reused.isdisjoint(ran)
+    assert {"forget_importance.mask_gradients", "search_modules", "unlearn_model"} <= set(ran)

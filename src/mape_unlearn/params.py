@@ -19,12 +19,22 @@ class _Params(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class DataPrepParams(_Params):
+# data_prep: one model per sub-group (generator, holdout, forget), so that each node depends
+# only on its own parameters.
+class GeneratorParams(_Params):
     n_people: PositiveInt
     seed: int
-    holdout_fraction: float = Field(ge=0.0, lt=1.0)
-    forget_fraction: float = Field(gt=0.0, lt=1.0)
-    forget_ids: list[str] | None
+
+
+class HoldoutParams(_Params):
+    fraction: float = Field(ge=0.0, lt=1.0)
+    seed: int
+
+
+class ForgetParams(_Params):
+    fraction: float = Field(gt=0.0, lt=1.0)
+    ids: list[str] | None
+    seed: int
 
 
 class TrainParams(_Params):

@@ -11,6 +11,8 @@ from pathlib import Path
 from kedro.config import OmegaConfigLoader
 from kedro.utils import find_kedro_project, is_kedro_project
 
+from mape_unlearn.hooks import CloseMlflowRuns
+
 
 def _project_root() -> Path:
     """The Kedro project root: the nearest ancestor of this file whose
@@ -59,3 +61,5 @@ CONFIG_LOADER_ARGS = {
         "mape.mlflow_tracking_uri": mlflow_tracking_uri,
     },
 }
+
+HOOKS = (CloseMlflowRuns(),)

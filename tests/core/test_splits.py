@@ -1,4 +1,4 @@
-"""Tests for the person-level forget / retain / holdout split."""
+"""Tests for the two-step person-level split: holdout first, then forget / retain."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 from mape_unlearn.core.people import generate_people_qa
-from mape_unlearn.core.splits import Splits, split_by_person
+from mape_unlearn.core.splits import choose_forget_people, hold_out_people
 
 
 @pytest.fixture(scope="module")
@@ -14,114 +14,231 @@ def qa() -> pd.DataFrame:
     return generate_people_qa(n_people=20, seed=0)
 
 
+@pytest.fixture(scope="module")
+def trained_on(qa: pd.DataFrame) -> pd.DataFrame:
+    return hold_out_people(qa, fraction=0.2, seed=0)[0]
+
+
 def people_of(frame: pd.DataFrame, column: str = "person_id") -> set[str]:
     return set(frame[column])
 
 
-def test_disjoint_and_complete(qa: pd.DataFrame) -> None:
-    splits = split_by_person(qa, forget_fraction=0.1, holdout_fraction=0.2, seed=0)
-    forget, retain, holdout = (people_of(s) for s in (splits.forget, splits.retain, splits.holdout))
-    assert not forget & retain and not forget & holdout and not retain & holdout
-    assert forget | retain | holdout == people_of(qa)
-    assert len(splits.forget) + len(splits.retain) + len(splits.holdout) == len(qa)
+def assert_rows_of(part: pd.DataFrame, source: pd.DataFrame) -> None:
+    """``part`` holds exactly the rows of its people in ``source``, in order, index reset."""
+    expected = source[source["person_id"].isin(people_of(part))].reset_index(drop=True)
+    pd.testing.assert_frame_equal(part, expected)
 
 
-def test_counts(qa: pd.DataFrame) -> None:
-    splits = split_by_person(qa, forget_fraction=0.1, holdout_fraction=0.25, seed=0)
-    assert len(people_of(splits.forget)) == 2
-    assert len(people_of(splits.holdout)) == 5
-    assert len(people_of(splits.retain)) == 13
-    # tiny fraction still forgets one person; zero holdout is allowed
-    tiny = split_by_person(qa, forget_fraction=0.001, holdout_fraction=0.0, seed=0)
-    assert len(people_of(tiny.forget)) == 1
-    assert tiny.holdout.empty and list(tiny.holdout.columns) == list(qa.columns)
-    assert len(people_of(tiny.retain)) == 19
-    # a positive holdout fraction never rounds down to nobody
-    small = split_by_person(qa, forget_fraction=0.1, holdout_fraction=0.01, seed=0)
-    assert len(people_of(small.holdout)) == 1
+# hold_out_people
 
 
-def test_whole_people_and_row_order_kept(qa: pd.DataFrame) -> None:
-    splits = split_by_person(qa, forget_fraction=0.2, holdout_fraction=0.2, seed=4)
-    for part in (splits.forget, splits.retain, splits.holdout):
-        assert list(part.index) == list(range(len(part)))
-        expected = qa[qa["person_id"].isin(people_of(part))].reset_index(drop=True)
-        pd.testing.assert_frame_equal(part, expected)
+def test_hold_out_disjoint_and_complete(qa: pd.DataFrame) -> None:
+    trained_on, holdout = hold_out_people(qa, fraction=0.2, seed=0)
+    assert not people_of(trained_on) & people_of(holdout)
+    assert people_of(trained_on) | people_of(holdout) == people_of(qa)
+    assert len(trained_on) + len(holdout) == len(qa)
+    for part in (trained_on, holdout):
+        assert_rows_of(part, qa)
 
 
-def test_forget_ids_honoured(qa: pd.DataFrame) -> None:
-    ids = ["p003", "p011", "p017"]
-    splits = split_by_person(qa, 0.5, holdout_fraction=0.1, seed=0, forget_ids=ids)
-    assert people_of(splits.forget) == set(ids)
-    assert len(people_of(splits.holdout)) == 2
-    assert not people_of(splits.holdout) & set(ids)
-    assert len(people_of(splits.retain)) == 15
+def test_hold_out_counts(qa: pd.DataFrame) -> None:
+    trained_on, holdout = hold_out_people(qa, fraction=0.25, seed=0)
+    assert (len(people_of(trained_on)), len(people_of(holdout))) == (15, 5)
+    # zero holdout is allowed and keeps the columns
+    trained_on, holdout = hold_out_people(qa, fraction=0.0, seed=0)
+    assert holdout.empty and list(holdout.columns) == list(qa.columns)
+    pd.testing.assert_frame_equal(trained_on, qa.reset_index(drop=True))
+    # a positive fraction never rounds down to nobody
+    assert len(people_of(hold_out_people(qa, fraction=0.01, seed=0)[1])) == 1
+    # the largest holdout that leaves two people to train on
+    assert len(people_of(hold_out_people(qa, fraction=0.9, seed=0)[0])) == 2
 
 
-def test_deterministic_and_seed_dependent(qa: pd.DataFrame) -> None:
-    a = split_by_person(qa, 0.2, 0.2, seed=7)
-    b = split_by_person(qa, 0.2, 0.2, seed=7)
-    assert isinstance(a, Splits)
-    for x, y in ((a.forget, b.forget), (a.retain, b.retain), (a.holdout, b.holdout)):
+def test_hold_out_deterministic_and_seed_dependent(qa: pd.DataFrame) -> None:
+    a = hold_out_people(qa, 0.2, seed=7)
+    b = hold_out_people(qa, 0.2, seed=7)
+    for x, y in zip(a, b, strict=True):
         pd.testing.assert_frame_equal(x, y)
     # independent of the input row order
     shuffled = qa.sample(frac=1.0, random_state=0)
-    c = split_by_person(shuffled, 0.2, 0.2, seed=7)
-    assert people_of(c.forget) == people_of(a.forget)
-    assert people_of(c.holdout) == people_of(a.holdout)
-    others = [people_of(split_by_person(qa, 0.2, 0.2, seed=s).forget) for s in range(1, 6)]
-    assert any(o != people_of(a.forget) for o in others)
+    assert people_of(hold_out_people(shuffled, 0.2, seed=7)[1]) == people_of(a[1])
+    others = [people_of(hold_out_people(qa, 0.2, seed=s)[1]) for s in range(1, 6)]
+    assert any(o != people_of(a[1]) for o in others)
+
+
+# choose_forget_people
+
+
+def test_forget_disjoint_and_complete(trained_on: pd.DataFrame) -> None:
+    forget, retain = choose_forget_people(trained_on, fraction=0.25, seed=0)
+    assert not people_of(forget) & people_of(retain)
+    assert people_of(forget) | people_of(retain) == people_of(trained_on)
+    assert len(forget) + len(retain) == len(trained_on)
+    for part in (forget, retain):
+        assert_rows_of(part, trained_on)
+
+
+def test_forget_counts(trained_on: pd.DataFrame) -> None:
+    forget, retain = choose_forget_people(trained_on, fraction=0.25, seed=0)  # of 16 people
+    assert (len(people_of(forget)), len(people_of(retain))) == (4, 12)
+    # a tiny fraction still forgets one person
+    assert len(people_of(choose_forget_people(trained_on, 0.001, seed=0)[0])) == 1
+    # two people: one to forget, one to retain
+    two = trained_on[trained_on["person_id"].isin(sorted(people_of(trained_on))[:2])]
+    forget, retain = choose_forget_people(two, 0.5, seed=0)
+    assert (len(people_of(forget)), len(people_of(retain))) == (1, 1)
+
+
+def test_forget_ids_honoured(trained_on: pd.DataFrame) -> None:
+    ids = sorted(people_of(trained_on))[3:6]
+    forget, retain = choose_forget_people(trained_on, 0.9, seed=0, ids=ids + [ids[0]])
+    assert people_of(forget) == set(ids)
+    assert people_of(retain) == people_of(trained_on) - set(ids)
+    assert_rows_of(forget, trained_on)
+    # ids override the fraction and the seed
+    other, _ = choose_forget_people(trained_on, 0.5, seed=3, ids=ids)
+    pd.testing.assert_frame_equal(other, forget)
+
+
+def test_forget_deterministic_and_seed_dependent(trained_on: pd.DataFrame) -> None:
+    a = choose_forget_people(trained_on, 0.25, seed=7)
+    b = choose_forget_people(trained_on, 0.25, seed=7)
+    for x, y in zip(a, b, strict=True):
+        pd.testing.assert_frame_equal(x, y)
+    shuffled = trained_on.sample(frac=1.0, random_state=0)
+    assert people_of(choose_forget_people(shuffled, 0.25, seed=7)[0]) == people_of(a[0])
+    others = [people_of(choose_forget_people(trained_on, 0.25, seed=s)[0]) for s in range(1, 6)]
+    assert any(o != people_of(a[0]) for o in others)
 
 
 def test_custom_id_column() -> None:
     frame = pd.DataFrame({"who": ["a", "a", "b", "c", "d"], "x": range(5)})
-    splits = split_by_person(frame, 0.25, 0.25, seed=0, id_column="who")
-    assert len(people_of(splits.forget, "who")) == 1
-    assert len(people_of(splits.holdout, "who")) == 1
-    assert len(people_of(splits.retain, "who")) == 2
+    trained_on, holdout = hold_out_people(frame, 0.25, seed=0, id_column="who")
+    assert len(people_of(holdout, "who")) == 1
+    forget, retain = choose_forget_people(trained_on, 0.34, seed=0, id_column="who")
+    assert len(people_of(forget, "who")) == 1 and len(people_of(retain, "who")) == 2
+    forget, _ = choose_forget_people(frame, 0.5, seed=0, ids=["a"], id_column="who")
+    assert list(forget["x"]) == [0, 1]
+
+
+# the property the stage cache relies on
+
+
+def test_trained_on_does_not_depend_on_the_forget_request(qa: pd.DataFrame) -> None:
+    """Nothing about the deletion request reaches the holdout step, so changing the forget
+    fraction, ids or seed leaves the trained-on rows (and the holdout) identical."""
+    trained_on, holdout = hold_out_people(qa, fraction=0.2, seed=0)
+    requests = [
+        {"fraction": 0.1, "seed": 0},
+        {"fraction": 0.5, "seed": 0},
+        {"fraction": 0.1, "seed": 9},
+        {"fraction": 0.1, "seed": 0, "ids": sorted(people_of(trained_on))[:1]},
+        {"fraction": 0.1, "seed": 0, "ids": sorted(people_of(trained_on))[-3:]},
+    ]
+    forgets = []
+    for request in requests:
+        again, again_holdout = hold_out_people(qa, fraction=0.2, seed=0)
+        pd.testing.assert_frame_equal(again, trained_on)
+        pd.testing.assert_frame_equal(again_holdout, holdout)
+        forget, retain = choose_forget_people(again, **request)
+        assert people_of(forget) | people_of(retain) == people_of(trained_on)
+        assert not people_of(forget) & people_of(holdout)
+        forgets.append(frozenset(people_of(forget)))
+    assert len(set(forgets)) == len(requests)  # the requests did pick different people
+    # choosing the forget set does not modify its input
+    pd.testing.assert_frame_equal(trained_on, hold_out_people(qa, fraction=0.2, seed=0)[0])
+
+
+# validation: every message names the parameter, the value and what is allowed
 
 
 @pytest.mark.parametrize(
     ("kwargs", "pattern"),
     [
-        ({"forget_fraction": 0.0}, r"forget_fraction=0\.0 is not allowed: expected .*\(0, 1\)"),
-        ({"forget_fraction": 1.0}, r"forget_fraction=1\.0 is not allowed"),
-        ({"forget_fraction": -0.1}, r"forget_fraction=-0\.1 is not allowed"),
-        ({"forget_fraction": float("nan")}, r"forget_fraction=nan is not allowed"),
-        ({"forget_fraction": True}, r"forget_fraction=True is not allowed"),
-        ({"holdout_fraction": 1.0}, r"holdout_fraction=1\.0 is not allowed: expected .*\[0, 1\)"),
-        ({"holdout_fraction": -0.5}, r"holdout_fraction=-0\.5 is not allowed"),
+        ({"fraction": 1.0}, r"holdout\.fraction=1\.0 is not allowed: expected .*\[0, 1\)"),
+        ({"fraction": -0.5}, r"holdout\.fraction=-0\.5 is not allowed"),
+        ({"fraction": float("nan")}, r"holdout\.fraction=nan is not allowed"),
+        ({"fraction": True}, r"holdout\.fraction=True is not allowed"),
+        ({"fraction": "0.1"}, r"holdout\.fraction='0\.1' is not allowed"),
         (
-            {"forget_fraction": 0.6, "holdout_fraction": 0.4},
-            r"forget_fraction=0\.6 .* holdout_fraction=0\.4 .* leave no retain people",
+            {"fraction": 0.95},
+            r"holdout\.fraction=0\.95 \(19 people\) leaves 1 trained-on people out of 20: "
+            r"expected at least 2",
         ),
-        ({"forget_ids": []}, r"forget_ids=\[\] is not allowed"),
-        ({"forget_ids": "p001"}, r"forget_ids='p001' is not allowed: expected a list"),
-        ({"forget_ids": ["p001", "zz", "yy"]}, r"forget_ids contains 2 id\(s\).*'zz', 'yy'"),
-        (
-            {"forget_ids": [f"p{i:03d}" for i in range(15)], "holdout_fraction": 0.3},
-            r"forget_ids \(15 people\) and holdout_fraction=0\.3 .* leave no retain people",
-        ),
+        ({"seed": 1.5}, r"holdout\.seed=1\.5 is not allowed: expected an integer"),
+        ({"seed": None}, r"holdout\.seed=None is not allowed"),
         ({"id_column": "nobody"}, r"id_column='nobody' is not allowed: .*expected one of"),
-        ({"seed": 1.5}, r"seed=1\.5 is not allowed"),
     ],
 )
-def test_validation(qa: pd.DataFrame, kwargs: dict, pattern: str) -> None:
-    args = {"forget_fraction": 0.1, "holdout_fraction": 0.1, "seed": 0} | kwargs
+def test_hold_out_validation(qa: pd.DataFrame, kwargs: dict, pattern: str) -> None:
+    args = {"fraction": 0.1, "seed": 0} | kwargs
     with pytest.raises(ValueError, match=pattern):
-        split_by_person(qa, **args)
+        hold_out_people(qa, **args)
 
 
-def test_unknown_forget_ids_listed_at_most_ten(qa: pd.DataFrame) -> None:
+def test_hold_out_needs_two_people() -> None:
+    frame = pd.DataFrame({"person_id": ["a", "a"]})
+    with pytest.raises(ValueError, match=r"holdout\.fraction=0\.0 .* leaves 1 trained-on"):
+        hold_out_people(frame, 0.0, seed=0)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "pattern"),
+    [
+        ({"fraction": 0.0}, r"forget\.fraction=0\.0 is not allowed: expected .*\(0, 1\)"),
+        ({"fraction": 1.0}, r"forget\.fraction=1\.0 is not allowed"),
+        ({"fraction": -0.1}, r"forget\.fraction=-0\.1 is not allowed"),
+        ({"fraction": float("inf")}, r"forget\.fraction=inf is not allowed"),
+        ({"fraction": True}, r"forget\.fraction=True is not allowed"),
+        (
+            {"fraction": 0.99},
+            r"forget\.fraction=0\.99 \(16 people\) leaves no retain people out of 16 "
+            r"trained-on people: expected at least 1",
+        ),
+        ({"seed": 1.5}, r"forget\.seed=1\.5 is not allowed: expected an integer"),
+        ({"seed": True}, r"forget\.seed=True is not allowed"),
+        ({"ids": []}, r"forget\.ids=\[\] is not allowed: expected a non-empty list"),
+        ({"ids": "p001"}, r"forget\.ids='p001' is not allowed: expected a list"),
+        ({"ids": 3}, r"forget\.ids=3 is not allowed: expected a list"),
+        ({"ids": ["zz", "yy"]}, r"forget\.ids contains 2 id\(s\) not in the trained-on data.*'zz'"),
+        ({"id_column": "nobody"}, r"id_column='nobody' is not allowed: .*expected one of"),
+    ],
+)
+def test_forget_validation(trained_on: pd.DataFrame, kwargs: dict, pattern: str) -> None:
+    args = {"fraction": 0.1, "seed": 0} | kwargs
+    with pytest.raises(ValueError, match=pattern):
+        choose_forget_people(trained_on, **args)
+
+
+def test_forget_ids_cannot_take_everyone(trained_on: pd.DataFrame) -> None:
+    everyone = sorted(people_of(trained_on))
+    with pytest.raises(ValueError, match=r"forget\.ids \(16 people\) leaves no retain people"):
+        choose_forget_people(trained_on, 0.1, seed=0, ids=everyone)
+
+
+def test_holdout_person_is_not_in_the_trained_on_data(qa: pd.DataFrame) -> None:
+    trained_on, holdout = hold_out_people(qa, fraction=0.2, seed=0)
+    held = sorted(people_of(holdout))[0]
+    with pytest.raises(ValueError) as info:
+        choose_forget_people(trained_on, 0.1, seed=0, ids=[sorted(people_of(trained_on))[0], held])
+    message = str(info.value)
+    expected = f"contains 1 id(s) not in the trained-on data (column 'person_id'): {held!r};"
+    assert expected in message
+    assert "holdout" in message
+
+
+def test_unknown_forget_ids_listed_at_most_ten(trained_on: pd.DataFrame) -> None:
     unknown = [f"x{i:02d}" for i in range(25)]
     with pytest.raises(ValueError) as info:
-        split_by_person(qa, 0.1, 0.1, seed=0, forget_ids=unknown)
+        choose_forget_people(trained_on, 0.1, seed=0, ids=unknown)
     message = str(info.value)
-    assert "forget_ids" in message and "(and 15 more)" in message
+    assert "forget.ids contains 25 id(s)" in message and "(and 15 more)" in message
     assert "'x09'" in message and "'x10'" not in message
 
 
 def test_missing_ids_rejected() -> None:
     frame = pd.DataFrame({"person_id": ["a", None, "b", "c"]})
     with pytest.raises(ValueError, match=r"id_column='person_id' has 1 missing value"):
-        split_by_person(frame, 0.3, 0.0, seed=0)
+        hold_out_people(frame, 0.0, seed=0)
+    with pytest.raises(ValueError, match=r"id_column='person_id' has 1 missing value"):
+        choose_forget_people(frame, 0.3, seed=0)

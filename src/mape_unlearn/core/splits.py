@@ -1,9 +1,15 @@
-"""Person-level forget / retain / holdout split of a QA table.
+"""Person-level splits of a QA table, in two independent steps.
 
-Unlearning is evaluated per person: the forget set is what the model must unlearn, the retain
-set is what it must keep knowing, and the holdout set are people it never saw (the reference
-for "as if never trained on"). Splitting by person rather than by row guarantees that no
-person's facts leak from one split into another.
+Unlearning is evaluated per person: the holdout people are never trained on (the reference for
+"as if never trained on"), the forget people are what the trained model must unlearn and the
+retain people what it must keep knowing. Splitting by person rather than by row guarantees that
+no person's facts leak from one split into another.
+
+The two steps are independent on purpose: :func:`hold_out_people` decides what the original
+model is trained on and knows nothing about the deletion request, and
+:func:`choose_forget_people` picks the people to forget from the trained-on rows only. A new
+deletion request (other ids, fraction or seed) therefore leaves the trained-on data, and so
+everything computed from it, unchanged.
 """
 
 from __future__ import annotations
@@ -11,23 +17,98 @@ from __future__ import annotations
 import math
 import random
 from collections.abc import Sequence
-from dataclasses import dataclass
 from numbers import Integral, Real
 
 import pandas as pd
 
-__all__ = ["Splits", "split_by_person"]
+__all__ = ["choose_forget_people", "hold_out_people"]
 
 _MAX_LISTED = 10
 
 
-@dataclass(frozen=True)
-class Splits:
-    """Rows of the QA table for the forget, retain and holdout people."""
+def hold_out_people(
+    qa: pd.DataFrame, fraction: float, seed: int, id_column: str = "person_id"
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Split ``qa`` by person into ``(trained_on, holdout)``, deterministic in ``seed``.
 
-    forget: pd.DataFrame
-    retain: pd.DataFrame
-    holdout: pd.DataFrame
+    ``round(fraction * n_people)`` people (at least 1 when ``fraction > 0``; Python's ``round``,
+    ties to even) are drawn at random for the holdout; at least 2 people must be left to train
+    on (one to forget later, one to retain). Row order within each output follows ``qa``;
+    indexes are reset.
+    """
+    ids = _person_ids(qa, id_column)
+    fraction = _check_fraction("holdout.fraction", fraction, allow_zero=True)
+    rng = random.Random(_check_seed("holdout.seed", seed))
+
+    people = sorted(ids.unique().tolist())
+    n_people = len(people)
+    n_holdout = round(fraction * n_people)
+    if fraction > 0:
+        n_holdout = max(1, n_holdout)
+    if n_people - n_holdout < 2:
+        raise ValueError(
+            f"holdout.fraction={fraction!r} ({n_holdout} people) leaves {n_people - n_holdout} "
+            f"trained-on people out of {n_people}: expected at least 2 (one to forget, one to "
+            "retain)"
+        )
+    rng.shuffle(people)
+    in_holdout = ids.isin(set(people[:n_holdout]))
+    return _rows(qa, ~in_holdout), _rows(qa, in_holdout)
+
+
+def choose_forget_people(
+    trained_on: pd.DataFrame,
+    fraction: float,
+    seed: int,
+    ids: list[str] | None = None,
+    id_column: str = "person_id",
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Split the trained-on rows by person into ``(forget, retain)``, deterministic in ``seed``.
+
+    ``ids`` lists the people to forget and overrides (and ignores) ``fraction``; otherwise
+    ``max(1, round(fraction * n_people))`` people are drawn at random. At least 1 person must
+    be left to retain. Row order within each output follows ``trained_on``; indexes are reset.
+    """
+    person_ids = _person_ids(trained_on, id_column)
+    people = sorted(person_ids.unique().tolist())
+    n_people = len(people)
+    if ids is None:
+        fraction = _check_fraction("forget.fraction", fraction, allow_zero=False)
+        rng = random.Random(_check_seed("forget.seed", seed))
+        n_forget = max(1, round(fraction * n_people))
+        what = f"forget.fraction={fraction!r} ({n_forget} people)"
+        rng.shuffle(people)
+        chosen = people[:n_forget]
+    else:
+        chosen = _check_forget_ids(ids, people, id_column)
+        n_forget = len(chosen)
+        what = f"forget.ids ({n_forget} people)"
+    if n_people - n_forget < 1:
+        raise ValueError(
+            f"{what} leaves no retain people out of {n_people} trained-on people: expected at "
+            "least 1 person left to retain"
+        )
+    in_forget = person_ids.isin(set(chosen))
+    return _rows(trained_on, in_forget), _rows(trained_on, ~in_forget)
+
+
+def _rows(frame: pd.DataFrame, mask: pd.Series) -> pd.DataFrame:
+    return frame[mask].reset_index(drop=True)
+
+
+def _person_ids(frame: pd.DataFrame, id_column: str) -> pd.Series:
+    if id_column not in frame.columns:
+        raise ValueError(
+            f"id_column={id_column!r} is not allowed: it is not a column of the data; "
+            f"expected one of {list(frame.columns)}"
+        )
+    ids = frame[id_column]
+    if ids.isna().any():
+        raise ValueError(
+            f"id_column={id_column!r} has {int(ids.isna().sum())} missing value(s): "
+            "expected every row to have an id"
+        )
+    return ids
 
 
 def _check_fraction(name: str, value: object, *, allow_zero: bool) -> float:
@@ -40,104 +121,26 @@ def _check_fraction(name: str, value: object, *, allow_zero: bool) -> float:
     return float(value)
 
 
-def _check_forget_ids(forget_ids: object, people: Sequence[object], id_column: str) -> list:
-    if isinstance(forget_ids, (str, bytes)) or not isinstance(forget_ids, Sequence):
-        raise ValueError(f"forget_ids={forget_ids!r} is not allowed: expected a list of ids")
-    if len(forget_ids) == 0:
-        raise ValueError("forget_ids=[] is not allowed: expected a non-empty list of ids or None")
-    unique_ids = list(dict.fromkeys(forget_ids))  # drop duplicates, keep order
+def _check_seed(name: str, value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, Integral):
+        raise ValueError(f"{name}={value!r} is not allowed: expected an integer")
+    return int(value)  # also accept numpy integers
+
+
+def _check_forget_ids(ids: object, people: Sequence[object], id_column: str) -> list:
+    if isinstance(ids, (str, bytes)) or not isinstance(ids, Sequence):
+        raise ValueError(f"forget.ids={ids!r} is not allowed: expected a list of ids or None")
+    if len(ids) == 0:
+        raise ValueError("forget.ids=[] is not allowed: expected a non-empty list of ids or None")
+    unique_ids = list(dict.fromkeys(ids))  # drop duplicates, keep order
     known = set(people)
     unknown = [i for i in unique_ids if i not in known]
     if unknown:
         shown = ", ".join(repr(i) for i in unknown[:_MAX_LISTED])
         more = f" (and {len(unknown) - _MAX_LISTED} more)" if len(unknown) > _MAX_LISTED else ""
         raise ValueError(
-            f"forget_ids contains {len(unknown)} id(s) not present in column {id_column!r}: "
-            f"{shown}{more}; expected ids that occur in the data"
+            f"forget.ids contains {len(unknown)} id(s) not in the trained-on data (column "
+            f"{id_column!r}): {shown}{more}; expected ids of people the model was trained on "
+            "(a holdout person was never trained on, so it cannot be forgotten)"
         )
     return unique_ids
-
-
-def split_by_person(
-    qa: pd.DataFrame,
-    forget_fraction: float,
-    holdout_fraction: float,
-    seed: int,
-    forget_ids: list[str] | None = None,
-    id_column: str = "person_id",
-) -> Splits:
-    """Split ``qa`` into forget / retain / holdout by person, deterministic in ``seed``.
-
-    ``n_forget = max(1, round(forget_fraction * n_people))`` people are drawn at random unless
-    ``forget_ids`` is given, which then overrides (and ignores) ``forget_fraction``. Holdout
-    takes ``round(holdout_fraction * n_people)`` people (at least 1 when the fraction is > 0)
-    at random from the rest; everyone else is retain, which must be non-empty. Row order
-    within each split follows ``qa``; indexes are reset. Python's ``round`` is used (ties go
-    to the even number).
-    """
-    if id_column not in qa.columns:
-        raise ValueError(
-            f"id_column={id_column!r} is not allowed: it is not a column of qa; "
-            f"expected one of {list(qa.columns)}"
-        )
-    ids = qa[id_column]
-    if ids.isna().any():
-        raise ValueError(
-            f"id_column={id_column!r} has {int(ids.isna().sum())} missing value(s): "
-            "expected every row to have an id"
-        )
-    holdout_fraction = _check_fraction("holdout_fraction", holdout_fraction, allow_zero=True)
-    if isinstance(seed, bool) or not isinstance(seed, Integral):
-        raise ValueError(f"seed={seed!r} is not allowed: expected an integer")
-    seed = int(seed)  # also accept numpy integers
-
-    people = sorted(ids.unique().tolist())
-    n_people = len(people)
-    n_holdout = round(holdout_fraction * n_people)
-    if holdout_fraction > 0:
-        n_holdout = max(1, n_holdout)
-    rng = random.Random(seed)
-
-    if forget_ids is None:
-        forget_fraction = _check_fraction("forget_fraction", forget_fraction, allow_zero=False)
-        n_forget = max(1, round(forget_fraction * n_people))
-        _check_retain(n_people, n_forget, n_holdout, forget_fraction, holdout_fraction)
-        order = people.copy()
-        rng.shuffle(order)
-        forget_set = set(order[:n_forget])
-        holdout_set = set(order[n_forget : n_forget + n_holdout])
-    else:
-        chosen = _check_forget_ids(forget_ids, people, id_column)
-        _check_retain(n_people, len(chosen), n_holdout, None, holdout_fraction)
-        forget_set = set(chosen)
-        rest = [p for p in people if p not in forget_set]
-        rng.shuffle(rest)
-        holdout_set = set(rest[:n_holdout])
-
-    in_forget = ids.isin(forget_set)
-    in_holdout = ids.isin(holdout_set)
-    return Splits(
-        forget=qa[in_forget].reset_index(drop=True),
-        retain=qa[~in_forget & ~in_holdout].reset_index(drop=True),
-        holdout=qa[in_holdout].reset_index(drop=True),
-    )
-
-
-def _check_retain(
-    n_people: int,
-    n_forget: int,
-    n_holdout: int,
-    forget_fraction: float | None,
-    holdout_fraction: float,
-) -> None:
-    if n_people - n_forget - n_holdout >= 1:
-        return
-    forget_part = (
-        f"forget_ids ({n_forget} people)"
-        if forget_fraction is None
-        else f"forget_fraction={forget_fraction} ({n_forget} people)"
-    )
-    raise ValueError(
-        f"{forget_part} and holdout_fraction={holdout_fraction} ({n_holdout} people) leave no "
-        f"retain people out of {n_people}: expected them to leave at least 1 person for retain"
-    )

@@ -1,6 +1,12 @@
 """Custom Kedro datasets; every save is atomic (temporary sibling, then rename)."""
 
+from mape_unlearn.datasets.cache_manifest import CacheManifestDataset
 from mape_unlearn.datasets.pretrained import PretrainedModelDataset, TokenizerDataset
 from mape_unlearn.datasets.tensors import TensorDictDataset
 
-__all__ = ["PretrainedModelDataset", "TensorDictDataset", "TokenizerDataset"]
+__all__ = [
+    "CacheManifestDataset",
+    "PretrainedModelDataset",
+    "TensorDictDataset",
+    "TokenizerDataset",
+]

@@ -10,7 +10,7 @@ import transformers
 from kedro.io import AbstractDataset, DatasetError
 from kedro.utils import load_obj
 
-from mape_unlearn.datasets._atomic import atomic_write_dir
+from mape_unlearn.atomic import atomic_write_dir
 
 
 def _resolve_class(name: str) -> Any:

@@ -9,7 +9,7 @@ import torch
 from kedro.io import AbstractDataset, DatasetError
 from safetensors.torch import load_file, save_file
 
-from mape_unlearn.datasets._atomic import atomic_write_file
+from mape_unlearn.atomic import atomic_write_file
 
 
 def _prepare(data: Any) -> dict[str, torch.Tensor]:

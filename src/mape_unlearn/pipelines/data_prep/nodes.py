@@ -8,31 +8,47 @@ import pandas as pd
 from transformers import PreTrainedTokenizerFast
 
 from mape_unlearn.core.people import generate_people_qa
-from mape_unlearn.core.splits import split_by_person
+from mape_unlearn.core.splits import choose_forget_people, hold_out_people
 from mape_unlearn.core.tokenizer import corpus_texts, train_word_tokenizer
-from mape_unlearn.params import DataPrepParams
+from mape_unlearn.params import ForgetParams, GeneratorParams, HoldoutParams
 
 log = logging.getLogger(__name__)
 
 
-def generate_qa(params: DataPrepParams) -> pd.DataFrame:
+def generate_qa(params: GeneratorParams) -> pd.DataFrame:
     """Generate the fictitious-people question-answer table."""
     qa = generate_people_qa(params.n_people, params.seed)
     log.info("generated %d questions about %d people", len(qa), params.n_people)
     return qa
 
 
-def split_people(
-    qa: pd.DataFrame, params: DataPrepParams
-) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-    """Split by person into forget, retain and holdout, plus the trained-on set (forget+retain)."""
-    splits = split_by_person(
-        qa, params.forget_fraction, params.holdout_fraction, params.seed, params.forget_ids
+def hold_out(qa: pd.DataFrame, params: HoldoutParams) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Split by person into the trained-on set and the never-trained-on holdout."""
+    training, holdout = hold_out_people(qa, params.fraction, params.seed)
+    log.info(
+        "held out %d people (%d rows); training on %d people (%d rows)",
+        holdout.person_id.nunique(),
+        len(holdout),
+        training.person_id.nunique(),
+        len(training),
     )
-    training = pd.concat([splits.forget, splits.retain], ignore_index=True)
-    for name, split in (("forget", splits.forget), ("retain", splits.retain)):
-        log.info("%s split: %d people, %d rows", name, split.person_id.nunique(), len(split))
-    return training, splits.forget, splits.retain, splits.holdout
+    return training, holdout
+
+
+def choose_forget(
+    training: pd.DataFrame, params: ForgetParams
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Split the trained-on people into those to forget and those to retain."""
+    forget, retain = choose_forget_people(training, params.fraction, params.seed, params.ids)
+    log.info(
+        "forgetting %d people (%d rows, %s); retaining %d people (%d rows)",
+        forget.person_id.nunique(),
+        len(forget),
+        "listed in forget.ids" if params.ids is not None else "drawn at random",
+        retain.person_id.nunique(),
+        len(retain),
+    )
+    return forget, retain
 
 
 def fit_tokenizer(qa: pd.DataFrame) -> PreTrainedTokenizerFast:

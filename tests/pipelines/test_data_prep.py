@@ -1,0 +1,105 @@
+"""The `data_prep` pipeline on an in-memory catalog, and its independence of the forget request."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+from kedro.io import DataCatalog, MemoryDataset
+from kedro.runner import SequentialRunner
+
+from mape_unlearn.params import ForgetParams, GeneratorParams, HoldoutParams
+from mape_unlearn.pipelines.data_prep import create_pipeline
+
+ROOT = Path(__file__).resolve().parents[2]
+OUTPUTS = ["qa_dataset", "training_split", "forget_split", "retain_split", "holdout_split"]
+
+
+class KeptDataset(MemoryDataset):
+    """A MemoryDataset the runner cannot release, so intermediate outputs stay inspectable."""
+
+    def _release(self) -> None:
+        pass
+
+
+def run_data_prep(forget: ForgetParams | None = None) -> dict[str, object]:
+    """Run the pipeline on 12 people; Kedro converts typed params only inside a session, so the
+    parameter datasets hold the pydantic models themselves."""
+    params = {
+        "params:data_prep.generator": GeneratorParams(n_people=12, seed=0),
+        "params:data_prep.holdout": HoldoutParams(fraction=0.25, seed=0),
+        "params:data_prep.forget": forget or ForgetParams(fraction=0.34, ids=None, seed=0),
+    }
+    datasets = {name: MemoryDataset(value) for name, value in params.items()}
+    datasets |= {name: KeptDataset() for name in [*OUTPUTS, "tokenizer"]}
+    catalog = DataCatalog(datasets)
+    SequentialRunner().run(create_pipeline(), catalog)
+    return {name: catalog[name].load() for name in [*OUTPUTS, "tokenizer"]}
+
+
+@pytest.fixture(scope="module")
+def outputs() -> dict[str, object]:
+    return run_data_prep()
+
+
+def people_of(frame: pd.DataFrame) -> set[str]:
+    return set(frame["person_id"])
+
+
+def test_wiring() -> None:
+    pipeline = create_pipeline()
+    assert {node.name for node in pipeline.nodes} == {
+        "generate_qa",
+        "hold_out",
+        "choose_forget",
+        "fit_tokenizer",
+    }
+    assert all(node.tags == {"data_prep"} for node in pipeline.nodes)
+    assert pipeline.all_outputs() == {*OUTPUTS, "tokenizer"}
+    # what the original model is trained on is upstream of nothing about the deletion request
+    assert pipeline.to_outputs("training_split", "holdout_split").inputs() == {
+        "params:data_prep.generator",
+        "params:data_prep.holdout",
+    }
+    assert "params:data_prep.forget" not in pipeline.to_outputs("tokenizer").inputs()
+
+
+def test_splits(outputs: dict[str, object]) -> None:
+    qa, training, forget, retain, holdout = (outputs[name] for name in OUTPUTS)
+    assert len(people_of(qa)) == 12
+    assert (len(people_of(holdout)), len(people_of(training))) == (3, 9)
+    assert (len(people_of(forget)), len(people_of(retain))) == (3, 6)
+    assert not people_of(training) & people_of(holdout)
+    assert people_of(training) | people_of(holdout) == people_of(qa)
+    assert not people_of(forget) & people_of(retain)
+    assert people_of(forget) | people_of(retain) == people_of(training)
+    assert len(training) + len(holdout) == len(qa)
+    assert len(forget) + len(retain) == len(training)
+    for part in (training, holdout):
+        expected = qa[qa["person_id"].isin(people_of(part))].reset_index(drop=True)
+        pd.testing.assert_frame_equal(part, expected)
+
+
+def test_tokenizer_covers_the_data(outputs: dict[str, object]) -> None:
+    tokenizer, qa = outputs["tokenizer"], outputs["qa_dataset"]
+    words = set(" ".join(qa["question"]).split()) | set(" ".join(qa["answer"]).split())
+    assert tokenizer.unk_token_id not in tokenizer.convert_tokens_to_ids(sorted(words))
+
+
+def test_new_forget_request_leaves_training_split_unchanged(outputs: dict[str, object]) -> None:
+    ids = sorted(people_of(outputs["training_split"]))[:2]
+    again = run_data_prep(ForgetParams(fraction=0.5, ids=ids, seed=3))
+    assert people_of(again["forget_split"]) == set(ids)
+    for name in ("qa_dataset", "training_split", "holdout_split"):
+        pd.testing.assert_frame_equal(again[name], outputs[name])
+
+
+def test_base_parameters_validate() -> None:
+    conf = yaml.safe_load((ROOT / "conf" / "base" / "parameters_data_prep.yml").read_text())
+    groups = conf["data_prep"]
+    assert set(groups) == {"generator", "holdout", "forget"}
+    GeneratorParams(**groups["generator"])
+    HoldoutParams(**groups["holdout"])
+    ForgetParams(**groups["forget"])

@@ -29,29 +29,40 @@ def teacher_forced_stats(
 
 
 @torch.no_grad()
-def greedy_exact_match(
+def greedy_answers(
     model: nn.Module, data: QABatch, batch_size: int, device: torch.device
-) -> float:
-    """Share of samples whose greedy continuation of the prompt is the answer, then EOS.
+) -> list[list[int]]:
+    """Greedy continuation of every prompt, up to (not including) the first EOS.
 
-    Samples are grouped by prompt length so each group decodes without padding.
+    Decodes for as many tokens as the sample's reference answer plus EOS, so an answer that
+    runs on is cut where the reference ends. Samples are grouped by prompt length so each
+    group decodes without padding.
     """
     model.to(device).eval()
     prompt_lengths = data.prompt_lengths()
-    hits = 0
+    answers: list[list[int]] = [[] for _ in range(len(data))]
     for length in prompt_lengths.unique().tolist():
         index = torch.nonzero(prompt_lengths == length).flatten()
         for start in range(0, len(index), batch_size):
-            group = data.select(index[start : start + batch_size])
-            answers = group.labels[:, length:]  # answer tokens then EOS, then IGNORE padding
+            rows = index[start : start + batch_size]
+            group = data.select(rows)
+            budget = group.labels[:, length:].ne(IGNORE).sum(dim=1)  # answer tokens + EOS
             tokens = group.input_ids[:, :length].to(device)
-            for _ in range(answers.shape[1]):
+            for _ in range(int(budget.max())):
                 next_token = model(input_ids=tokens).logits[:, -1].argmax(-1, keepdim=True)
                 tokens = torch.cat([tokens, next_token], dim=1)
-            generated = tokens[:, length:].cpu()
-            expected = answers != IGNORE
-            hits += int(((generated == answers) | ~expected).all(dim=1).sum())
-    return hits / len(data)
+            eos = group.labels[torch.arange(len(rows)), length + budget - 1]
+            for row, generated, stop, limit in zip(
+                rows.tolist(), tokens[:, length:].cpu(), eos.tolist(), budget.tolist(), strict=True
+            ):
+                ids = generated[:limit].tolist()
+                answers[row] = ids[: ids.index(stop)] if stop in ids else ids
+    return answers
+
+
+def reference_answers(data: QABatch) -> list[list[int]]:
+    """The answer tokens of every sample, without the final EOS."""
+    return [row[row != IGNORE][:-1].tolist() for row in data.labels]
 
 
 def answer_metrics(
@@ -60,5 +71,13 @@ def answer_metrics(
     """All answer metrics of one split."""
     return {
         **teacher_forced_stats(model, data, batch_size, device),
-        "exact_match": greedy_exact_match(model, data, batch_size, device),
+        "exact_match": sum(
+            g == a
+            for g, a in zip(
+                greedy_answers(model, data, batch_size, device),
+                reference_answers(data),
+                strict=True,
+            )
+        )
+        / len(data),
     }

@@ -232,7 +232,8 @@ def generate_people_qa(n_people: int = 100, seed: int = 0) -> pd.DataFrame:
 
     Returns one row per (person, template), ordered by person then template, with columns
     ``COLUMNS``. ``perturbed_answers`` holds ``N_PERTURBED`` distinct wrong answers phrased
-    like ``answer`` but with another value of the same attribute.
+    like ``paraphrased_answer`` but with another value of the same attribute: as in TOFU, the
+    truth ratio then compares facts, not the familiarity of the wording.
     """
     _validate(n_people, seed)
     n_people, seed = int(n_people), int(seed)  # also accept numpy integers
@@ -259,7 +260,7 @@ def generate_people_qa(n_people: int = 100, seed: int = 0) -> pd.DataFrame:
                     "answer": template.answer.format(**fields),
                     "paraphrased_answer": template.paraphrase.format(**fields),
                     "perturbed_answers": [
-                        template.answer.format(**_fields(name, surname, w)) for w in wrong
+                        template.paraphrase.format(**_fields(name, surname, w)) for w in wrong
                     ],
                 }
             )

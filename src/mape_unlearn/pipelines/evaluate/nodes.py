@@ -1,21 +1,36 @@
-"""Nodes of `evaluate`: answer metrics of each model on each split, and the comparison table."""
+"""Nodes of `evaluate`: TOFU-style metrics of each model, and the comparison table."""
 
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 import pandas as pd
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from mape_unlearn.core.device import resolve_device
-from mape_unlearn.core.encoding import encode_frame
-from mape_unlearn.core.metrics import answer_metrics
+from mape_unlearn.core.evaluation import compare_to_retrain, evaluate_split
 from mape_unlearn.params import EvaluateParams
 
 log = logging.getLogger(__name__)
 
 SPLITS = ("forget", "retain", "holdout")
 MODELS = ("original", "unlearned", "retrain")
+
+# (column title, where to read it: ("comparison", metric) or (split, metric))
+TABLE_COLUMNS = (
+    ("forget quality", ("comparison", "forget_quality")),
+    ("model utility", ("comparison", "model_utility")),
+    ("forget EM", ("forget", "exact_match")),
+    ("forget ROUGE-L", ("forget", "rouge_l_recall")),
+    ("forget truth ratio", ("forget", "truth_ratio")),
+    ("retain EM", ("retain", "exact_match")),
+    ("retain ROUGE-L", ("retain", "rouge_l_recall")),
+    ("holdout ROUGE-L", ("holdout", "rouge_l_recall")),
+    ("MIA AUC (Min-K%)", ("comparison", "mia_auc_min_k")),
+    ("abs(AUC - 0.5)", ("comparison", "mia_gap_min_k")),
+    ("privleak (Min-K%)", ("comparison", "privleak_min_k")),
+)
 
 
 def evaluate_model(
@@ -25,28 +40,36 @@ def evaluate_model(
     retain_split: pd.DataFrame,
     holdout_split: pd.DataFrame,
     params: EvaluateParams,
-) -> dict[str, dict[str, float]]:
-    """Answer NLL, answer-token accuracy and exact match on forget, retain and holdout."""
+) -> tuple[dict[str, dict[str, float]], pd.DataFrame]:
+    """Metrics of one model on forget, retain and holdout, and its per-sample metrics."""
     device = resolve_device(params.device)
-    return {
-        name: answer_metrics(model, encode_frame(tokenizer, split), params.batch_size, device)
-        for name, split in zip(SPLITS, (forget_split, retain_split, holdout_split), strict=True)
-    }
+    summaries, samples = {}, []
+    for name, split in zip(SPLITS, (forget_split, retain_split, holdout_split), strict=True):
+        summaries[name], per_sample = evaluate_split(
+            model, tokenizer, split, name, params.batch_size, device
+        )
+        samples.append(per_sample)
+    return summaries, pd.concat(samples, ignore_index=True)
 
 
-def metrics_report(
-    original: dict, unlearned: dict, retrain: dict
-) -> tuple[dict[str, dict[str, dict[str, float]]], str]:
-    """All metrics as one JSON document and as a Markdown table, which is also logged."""
-    metrics = dict(zip(MODELS, (original, unlearned, retrain), strict=True))
-    columns = [(split, metric) for split in SPLITS for metric in metrics["original"][split]]
+def metrics_report(**artifacts: Any) -> tuple[dict[str, Any], str]:
+    """All metrics as one JSON document and the comparison as a Markdown table (also logged).
+
+    ``artifacts`` holds ``<model>`` (split summaries) and ``<model>_samples`` for each model.
+    """
+    models = [name for name in artifacts if not name.endswith("_samples")]
+    summaries = {name: artifacts[name] for name in models}
+    comparison = compare_to_retrain(
+        summaries, {name: artifacts[f"{name}_samples"] for name in models}
+    )
+    metrics = {name: {**summaries[name], "comparison": comparison[name]} for name in models}
     rows = [
-        "| model | " + " | ".join(f"{split} {metric}" for split, metric in columns) + " |",
-        "|---|" + "---:|" * len(columns),
+        "| model | " + " | ".join(title for title, _ in TABLE_COLUMNS) + " |",
+        "|---|" + "---:|" * len(TABLE_COLUMNS),
     ]
-    for model, values in metrics.items():
-        cells = " | ".join(f"{values[split][metric]:.3f}" for split, metric in columns)
-        rows.append(f"| {model} | {cells} |")
+    for name in models:
+        cells = [metrics[name][group].get(key, float("nan")) for _, (group, key) in TABLE_COLUMNS]
+        rows.append(f"| {name} | " + " | ".join(f"{cell:.3g}" for cell in cells) + " |")
     table = "\n".join(rows) + "\n"
     log.info("evaluation:\n%s", table)
     return metrics, table

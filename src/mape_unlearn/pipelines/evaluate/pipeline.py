@@ -18,7 +18,7 @@ def create_pipeline(**kwargs) -> Pipeline:
                     "holdout_split",
                     "params:evaluate",
                 ],
-                "metrics",
+                ["metrics", "samples"],
                 name="evaluate_model",
             )
         ]
@@ -35,13 +35,16 @@ def create_pipeline(**kwargs) -> Pipeline:
                 },
             },
             parameters={"params:evaluate": "params:evaluate"},
-            outputs={"metrics": f"{model}_metrics"},
+            outputs={"metrics": f"{model}_metrics", "samples": f"{model}_sample_metrics"},
         )
         for model in MODELS
     ]
     report = Node(
         metrics_report,
-        [f"{model}_metrics" for model in MODELS],
+        {
+            **{model: f"{model}_metrics" for model in MODELS},
+            **{f"{model}_samples": f"{model}_sample_metrics" for model in MODELS},
+        },
         ["evaluation_metrics", "evaluation_table"],
         name="metrics_report",
     )

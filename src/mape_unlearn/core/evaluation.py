@@ -1,0 +1,135 @@
+"""TOFU-style evaluation of one model on one split, and the comparisons across models.
+
+Per split: answer NLL and token accuracy, exact match and ROUGE-L recall of greedy answers,
+answer probability, truth ratio (perturbed vs paraphrased answers) and membership-inference
+scores per sample. Across models: forget quality (KS test of forget-set truth ratios against
+the retrain model's), model utility (harmonic mean of retain-side metrics) and MIA AUC of
+forget vs holdout, with privleak relative to the retrain model (METHOD.md §6).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+from transformers import PreTrainedTokenizerBase
+
+from mape_unlearn.core import tofu_metrics as tofu
+from mape_unlearn.core.answer_scores import answer_token_logprobs, answer_token_scores
+from mape_unlearn.core.encoding import encode_frame, encode_qa
+from mape_unlearn.core.metrics import greedy_answers, reference_answers, teacher_forced_stats
+
+MIA_ATTACKS = ("loss", "zlib", "min_k", "min_k_plus_plus")
+UTILITY_METRICS = ("answer_probability", "rouge_l_recall", "truth_ratio")
+
+
+def _perturbed_probabilities(
+    model: nn.Module,
+    tokenizer: PreTrainedTokenizerBase,
+    frame: pd.DataFrame,
+    batch_size: int,
+    device: torch.device,
+) -> np.ndarray:
+    """Length-normalised probability of every perturbed answer: ``[n, k]``."""
+    perturbed = [list(answers) for answers in frame.perturbed_answers]
+    k = min(len(answers) for answers in perturbed)
+    questions = [q for q in frame.question for _ in range(k)]
+    answers = [a for row in perturbed for a in row[:k]]
+    logprobs = answer_token_logprobs(
+        model, encode_qa(tokenizer, questions, answers), batch_size, device
+    )
+    return tofu.answer_probability(logprobs).reshape(len(frame), k)
+
+
+def evaluate_split(
+    model: nn.Module,
+    tokenizer: PreTrainedTokenizerBase,
+    frame: pd.DataFrame,
+    split: str,
+    batch_size: int,
+    device: torch.device,
+) -> tuple[dict[str, float], pd.DataFrame]:
+    """Aggregate metrics of one split and a frame of per-sample metrics."""
+    data = encode_frame(tokenizer, frame)
+    scores = answer_token_scores(model, data, batch_size, device)
+    logprobs = [s["logprob"] for s in scores]
+    generated = greedy_answers(model, data, batch_size, device)
+    references = reference_answers(data)
+    predictions = tokenizer.batch_decode(generated)
+    paraphrased = tofu.answer_probability(
+        answer_token_logprobs(
+            model,
+            encode_frame(tokenizer, frame, answer="paraphrased_answer"),
+            batch_size,
+            device,
+        )
+    )
+    ratios = tofu.truth_ratio(
+        paraphrased, _perturbed_probabilities(model, tokenizer, frame, batch_size, device)
+    )
+    texts = [f"{q} {a}" for q, a in zip(frame.question, frame.answer, strict=True)]
+    samples = pd.DataFrame(
+        {
+            "split": split,
+            "person_id": frame.person_id.to_numpy(),
+            "answer_probability": tofu.answer_probability(logprobs),
+            "exact_match": [g == r for g, r in zip(generated, references, strict=True)],
+            "rouge_l_recall": [
+                tofu.rouge_l_recall(p, a) for p, a in zip(predictions, frame.answer, strict=True)
+            ],
+            "truth_ratio": ratios,
+            "mia_loss": tofu.mia_loss(logprobs),
+            "mia_zlib": tofu.mia_zlib(logprobs, texts),
+            "mia_min_k": tofu.mia_min_k(logprobs),
+            "mia_min_k_plus_plus": tofu.mia_min_k_plus_plus(scores),
+        }
+    )
+    summary = {
+        **teacher_forced_stats(model, data, batch_size, device),
+        "exact_match": float(samples.exact_match.mean()),
+        "rouge_l_recall": float(samples.rouge_l_recall.mean()),
+        "answer_probability": float(samples.answer_probability.mean()),
+        "truth_ratio": tofu.truth_ratio_score(ratios, split),
+    }
+    return summary, samples
+
+
+def membership_auc(samples: pd.DataFrame) -> dict[str, float]:
+    """AUC of each attack separating forget (members) from holdout (non-members)."""
+    forget, holdout = samples[samples.split == "forget"], samples[samples.split == "holdout"]
+    if forget.empty or holdout.empty:
+        return {}
+    return {
+        attack: tofu.auc(forget[f"mia_{attack}"].to_numpy(), holdout[f"mia_{attack}"].to_numpy())
+        for attack in MIA_ATTACKS
+    }
+
+
+def compare_to_retrain(
+    summaries: dict[str, dict[str, dict[str, float]]],
+    samples: dict[str, pd.DataFrame],
+    reference: str = "retrain",
+) -> dict[str, dict[str, float]]:
+    """Forget quality, model utility and MIA per model, relative to the ``reference`` model."""
+    reference_ratios = samples[reference].query("split == 'forget'").truth_ratio.to_numpy()
+    reference_auc = membership_auc(samples[reference])
+    comparison = {}
+    for model, frame in samples.items():
+        aucs = membership_auc(frame)
+        comparison[model] = {
+            "forget_quality": tofu.forget_quality(
+                frame.query("split == 'forget'").truth_ratio.to_numpy(), reference_ratios
+            ),
+            "model_utility": tofu.harmonic_mean(
+                [summaries[model]["retain"][metric] for metric in UTILITY_METRICS]
+            ),
+            **{f"mia_auc_{attack}": value for attack, value in aucs.items()},
+            **{f"mia_gap_{attack}": abs(value - 0.5) for attack, value in aucs.items()},
+            **{
+                f"privleak_{attack}": tofu.privleak(value, reference_auc[attack])
+                for attack, value in aucs.items()
+                if attack in reference_auc
+            },
+        }
+    return comparison

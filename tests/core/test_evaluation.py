@@ -1,0 +1,67 @@
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from mape_unlearn.core.evaluation import compare_to_retrain, evaluate_split, membership_auc
+from mape_unlearn.core.models import build_causal_lm
+from mape_unlearn.core.people import generate_people_qa
+from mape_unlearn.core.tokenizer import corpus_texts, train_word_tokenizer
+
+CPU = torch.device("cpu")
+
+
+def _samples(forget_ratios, holdout_scores, forget_scores) -> pd.DataFrame:
+    n_f, n_h = len(forget_scores), len(holdout_scores)
+    frame = pd.DataFrame(
+        {
+            "split": ["forget"] * n_f + ["holdout"] * n_h,
+            "truth_ratio": list(forget_ratios) + [1.0] * n_h,
+        }
+    )
+    for attack in ("loss", "zlib", "min_k", "min_k_plus_plus"):
+        frame[f"mia_{attack}"] = list(forget_scores) + list(holdout_scores)
+    return frame
+
+
+def _summary(utility: float) -> dict:
+    metrics = {"answer_probability": utility, "rouge_l_recall": utility, "truth_ratio": utility}
+    return {"retain": metrics}
+
+
+def test_comparison_of_a_model_with_itself_is_ideal_and_memorisation_is_caught():
+    rng = np.random.default_rng(0)
+    retrain = _samples(rng.uniform(0.5, 1.5, 40), rng.normal(0, 1, 30), rng.normal(0, 1, 40))
+    memorised = _samples(np.full(40, 0.01), rng.normal(0, 1, 30), rng.normal(10, 1, 40))
+    result = compare_to_retrain(
+        {"retrain": _summary(0.8), "original": _summary(0.0)},
+        {"retrain": retrain, "original": memorised},
+    )
+    assert result["retrain"]["forget_quality"] == pytest.approx(1.0)
+    assert result["retrain"]["privleak_loss"] == pytest.approx(0.0)
+    assert result["original"]["forget_quality"] < 1e-6
+    assert result["original"]["mia_auc_loss"] == pytest.approx(1.0)
+    assert result["original"]["mia_gap_loss"] == pytest.approx(0.5)
+    assert result["original"]["model_utility"] == 0.0
+    assert result["retrain"]["model_utility"] == pytest.approx(0.8)
+
+
+def test_membership_auc_needs_both_splits():
+    frame = _samples([1.0], [0.0], [1.0])
+    assert membership_auc(frame)["min_k"] == 1.0
+    assert membership_auc(frame[frame.split == "forget"]) == {}
+
+
+def test_evaluate_split_on_a_real_tiny_model():
+    qa = generate_people_qa(3, seed=1)
+    tokenizer = train_word_tokenizer(corpus_texts(qa))
+    model = build_causal_lm(
+        "gpt2", {"n_layer": 1, "n_head": 2, "n_embd": 16, "n_positions": 64}, tokenizer, seed=0
+    )
+    summary, samples = evaluate_split(model, tokenizer, qa, "forget", batch_size=5, device=CPU)
+    assert len(samples) == len(qa)
+    assert set(samples.split) == {"forget"}
+    assert 0 < summary["answer_probability"] < 1
+    assert summary["exact_match"] == 0.0  # an untrained model answers nothing exactly
+    assert (samples.truth_ratio > 0).all() and np.isfinite(samples.truth_ratio).all()
+    assert 0.0 <= summary["rouge_l_recall"] <= 1.0

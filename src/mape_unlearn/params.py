@@ -82,6 +82,7 @@ class UnlearnParams(_Params):
     lr: PositiveFloat
     max_steps: PositiveInt
     alpha: float = Field(ge=0.0)
+    beta: PositiveFloat
     batch_size: PositiveInt
     eval_every: PositiveInt
     stop_at_retrain_level: bool
@@ -96,6 +97,27 @@ class UnlearnParams(_Params):
         return value
 
 
+class RelearnParams(_Params):
+    """The relearning attack: fine-tune on ``fraction`` of the forget people, probe the rest."""
+
+    fraction: float = Field(gt=0.0, lt=1.0)
+    epochs: PositiveInt
+    lr: PositiveFloat
+    batch_size: PositiveInt
+    seed: int
+
+
 class EvaluateParams(_Params):
     batch_size: PositiveInt
     device: str
+    methods: list[str]
+    relearn: RelearnParams
+
+
+class SelectorParams(_Params):
+    """How a compared method chooses the weights it updates (METHOD.md §5)."""
+
+    kind: Literal["modules", "random_modules", "full", "salun", "sa"]
+    objective: str | None  # modules: the search objective (None: mask_search.objective)
+    greedy: bool  # modules: greedy sweeps after the warm start, or the warm start alone
+    seed: int

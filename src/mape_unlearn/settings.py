@@ -11,7 +11,7 @@ from pathlib import Path
 from kedro.config import OmegaConfigLoader
 from kedro.utils import find_kedro_project, is_kedro_project
 
-from mape_unlearn.hooks import CloseMlflowRuns
+from mape_unlearn.hooks import CloseMlflowRuns, GuardedMlflowHook, TrackStages
 
 
 def _project_root() -> Path:
@@ -62,4 +62,6 @@ CONFIG_LOADER_ARGS = {
     },
 }
 
-HOOKS = (CloseMlflowRuns(),)
+# kedro-mlflow's hook runs through GuardedMlflowHook, so that tracking failures only warn.
+HOOKS = (GuardedMlflowHook(), TrackStages(), CloseMlflowRuns())
+DISABLE_HOOKS_FOR_PLUGINS = ("kedro_mlflow",)

@@ -10,7 +10,6 @@ from mape_unlearn.core.tofu_metrics import (
     auc,
     forget_quality,
     harmonic_mean,
-    mean_rouge_l_recall,
     mia_loss,
     mia_min_k,
     mia_min_k_plus_plus,
@@ -69,10 +68,6 @@ def test_forget_quality_is_one_for_identical_and_tiny_for_different_distribution
 )
 def test_rouge_l_recall_on_hand_cases(prediction, reference, expected):
     assert rouge_l_recall(prediction, reference) == pytest.approx(expected)
-
-
-def test_mean_rouge_l_recall_averages_pairs():
-    assert mean_rouge_l_recall(["a b", "x"], ["a b", "a b"]) == pytest.approx(0.5)
 
 
 def test_harmonic_mean_and_its_zero_rule():

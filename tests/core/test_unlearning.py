@@ -82,3 +82,33 @@ def test_unknown_rule_and_bad_learning_rate_are_rejected(model):
         masked_unlearn(
             model, random_batch(), random_batch(), {}, "gd", -1.0, 1, 1.0, 2, 1, None, 0, CPU
         )
+
+
+def test_npo_lowers_forget_likelihood_relative_to_the_original(model):
+    from mape_unlearn.core.losses import answer_nll
+    from mape_unlearn.core.unlearning import forget_term
+
+    forget = random_batch(6, seed=1)
+    masks = module_parameter_masks(model, *(m | True for m in _selection(model)))
+    unlearned, trace = masked_unlearn(
+        model,
+        forget,
+        random_batch(8, seed=2),
+        masks,
+        rule="npo",
+        lr=1e-2,
+        max_steps=8,
+        alpha=0.0,
+        batch_size=6,
+        eval_every=4,
+        target_forget_accuracy=None,
+        seed=0,
+        device=CPU,
+    )
+    with torch.no_grad():
+        before, _ = answer_nll(model, forget)
+        after, _ = answer_nll(unlearned, forget)
+    assert (after > before).all()
+    # at the reference itself the NPO loss is (2/beta) log 2, its starting value
+    loss, _ = forget_term("npo", model, model, forget, beta=0.1)
+    assert loss.item() == pytest.approx(20 * torch.log(torch.tensor(2.0)).item(), rel=1e-5)

@@ -63,21 +63,3 @@ def greedy_answers(
 def reference_answers(data: QABatch) -> list[list[int]]:
     """The answer tokens of every sample, without the final EOS."""
     return [row[row != IGNORE][:-1].tolist() for row in data.labels]
-
-
-def answer_metrics(
-    model: nn.Module, data: QABatch, batch_size: int, device: torch.device
-) -> dict[str, float]:
-    """All answer metrics of one split."""
-    return {
-        **teacher_forced_stats(model, data, batch_size, device),
-        "exact_match": sum(
-            g == a
-            for g, a in zip(
-                greedy_answers(model, data, batch_size, device),
-                reference_answers(data),
-                strict=True,
-            )
-        )
-        / len(data),
-    }

@@ -69,15 +69,20 @@ class _LayerSearch:
     def value(self) -> float:
         return float(self.u[self.members].sum())
 
-    def sweep(self) -> int:
-        """One pass over the unselected modules in descending score; returns the swap count."""
+    def sweep(self, chunk: int = 128) -> int:
+        """One pass over the unselected modules in descending score; returns the swap count.
+
+        Candidates are scored a chunk at a time (every member against every candidate of the
+        chunk, one tensor operation); the first improving candidate is swapped in, exactly as a
+        one-by-one scan would, and the scan resumes right after it.
+        """
         outside = torch.ones_like(self.diag, dtype=torch.bool)
         outside[self.members] = False
         order = torch.nonzero(outside).flatten()
         order = order[torch.argsort(self.diag[order], descending=True, stable=True)]
         swaps, pos = 0, 0
         while pos < len(order) and len(self.members) > 0:
-            cand = order[pos:]
+            cand = order[pos : pos + chunk]
             q = self.value()
             with_cand = q + 2 * self.u[cand] + self.diag[cand]  # J(S + c)
             # J(S + c - i) for each member i (rows) and candidate c (columns)
@@ -89,7 +94,8 @@ class _LayerSearch:
             best, which = drop.max(dim=0)
             better = torch.nonzero(best > q + 1e-12 * max(1.0, abs(q))).flatten()
             if len(better) == 0:
-                break
+                pos += len(cand)
+                continue
             j = int(better[0])
             slot, c = int(which[j]), cand[j]
             new_row = self._rows(c.view(1))[0]

@@ -144,3 +144,19 @@ def _check_forget_ids(ids: object, people: Sequence[object], id_column: str) -> 
             "(a holdout person was never trained on, so it cannot be forgotten)"
         )
     return unique_ids
+
+
+def rows_not_forgotten(
+    trained_on: pd.DataFrame,
+    rows: Sequence[int],
+    forget: pd.DataFrame,
+    id_column: str = "person_id",
+) -> list[bool]:
+    """For each of ``rows`` of ``trained_on``: True unless its person is being forgotten.
+
+    The retain-side mask gradients are computed once on everything the model was trained on;
+    each deletion request drops its own people's rows from them with this.
+    """
+    people = trained_on[id_column].to_numpy()[list(rows)]
+    forgotten = set(forget[id_column])
+    return [person not in forgotten for person in people]

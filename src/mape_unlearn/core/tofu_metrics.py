@@ -119,17 +119,6 @@ def rouge_l_recall(prediction: str, reference: str) -> float:
     return lcs[-1] / len(ref)
 
 
-def mean_rouge_l_recall(predictions: Sequence[str], references: Sequence[str]) -> float:
-    """Mean :func:`rouge_l_recall` over paired predictions and references."""
-    if len(predictions) != len(references):
-        raise ValueError(f"got {len(predictions)} predictions but {len(references)} references")
-    if not predictions:
-        raise ValueError("no predictions to score")
-    return float(
-        np.mean([rouge_l_recall(p, r) for p, r in zip(predictions, references, strict=True)])
-    )
-
-
 def harmonic_mean(values: Sequence[float] | np.ndarray) -> float:
     """Harmonic mean, 0 if any value is 0: TOFU's model utility over its utility metrics.
 

@@ -1,51 +1,85 @@
-"""Wiring of `evaluate`: one evaluation pipeline reused for every model, then the report."""
+"""Wiring of `evaluate`: the baselines (one namespace each), every model's metrics, the report.
+
+A baseline is the `unlearn` stage's masked unlearning with other selected weights: the same
+nodes reused under the namespace ``baseline_<method>``. ``unlearned`` is the module mask.
+"""
 
 from kedro.pipeline import Node, Pipeline
 
-from mape_unlearn.pipelines.evaluate.nodes import MODELS, evaluate_model, metrics_report
+from mape_unlearn.pipelines.evaluate.nodes import evaluate_model, metrics_report
+from mape_unlearn.pipelines.unlearn.nodes import select_parameters
+from mape_unlearn.pipelines.unlearn.pipeline import UNLEARN_INPUTS, unlearn_node
+
+SHARED = ["original_model", "tokenizer", "forget_split", "retain_split", "holdout_split"]
+SELECTION_INPUTS = [
+    "original_model",
+    "tokenizer",
+    "forget_split",
+    "training_split",
+    "forget_mask_gradients",
+    "retain_mask_gradients",
+    "params:mask_search",
+    "params:selector",
+    "params:unlearn",
+]
 
 
-def create_pipeline(**kwargs) -> Pipeline:
+def _baseline(method: str) -> Pipeline:
+    base = Pipeline(
+        [
+            Node(select_parameters, SELECTION_INPUTS, "parameter_masks", name="select_parameters"),
+            unlearn_node(),
+        ]
+    )
+    shared = {name for name in SELECTION_INPUTS + UNLEARN_INPUTS if not name.startswith("params")}
+    return Pipeline(
+        base,
+        namespace=f"baseline_{method}",
+        inputs={name: name for name in shared - {"parameter_masks"}},
+        parameters={
+            "params:selector": f"params:baselines.{method}",
+            **{p: p for p in ("params:mask_search", "params:unlearn")},
+        },
+        outputs={
+            "parameter_masks": f"{method}_parameter_masks",
+            "unlearned_model": f"{method}_model",
+            "unlearning_trace": f"{method}_unlearning_trace",
+            "unlearning_cost": f"{method}_unlearning_cost",
+        },
+    )
+
+
+def _evaluation(model: str) -> Pipeline:
     base = Pipeline(
         [
             Node(
                 evaluate_model,
-                [
-                    "model",
-                    "tokenizer",
-                    "forget_split",
-                    "retain_split",
-                    "holdout_split",
-                    "params:evaluate",
-                ],
+                ["model", *SHARED[1:], "params:evaluate"],
                 ["metrics", "samples"],
                 name="evaluate_model",
             )
         ]
     )
-    per_model = [
-        Pipeline(
-            base,
-            namespace=f"evaluate_{model}",
-            inputs={
-                "model": f"{model}_model",
-                **{
-                    name: name
-                    for name in ("tokenizer", "forget_split", "retain_split", "holdout_split")
-                },
-            },
-            parameters={"params:evaluate": "params:evaluate"},
-            outputs={"metrics": f"{model}_metrics", "samples": f"{model}_sample_metrics"},
-        )
-        for model in MODELS
-    ]
-    report = Node(
-        metrics_report,
-        {
-            **{model: f"{model}_metrics" for model in MODELS},
-            **{f"{model}_samples": f"{model}_sample_metrics" for model in MODELS},
-        },
-        ["evaluation_metrics", "evaluation_table"],
-        name="metrics_report",
+    return Pipeline(
+        base,
+        namespace=f"evaluate_{model}",
+        inputs={"model": f"{model}_model", **{name: name for name in SHARED[1:]}},
+        parameters={"params:evaluate": "params:evaluate"},
+        outputs={"metrics": f"{model}_metrics", "samples": f"{model}_sample_metrics"},
     )
-    return Pipeline([*per_model, report], tags="evaluate")
+
+
+def create_pipeline(methods: tuple[str, ...] = (), **kwargs) -> Pipeline:
+    """Evaluate original, unlearned (module mask), each baseline in ``methods`` and retrain."""
+    unlearned = ["unlearned", *methods]
+    models = ["original", *unlearned, "retrain"]
+    report_inputs = {
+        **{model: f"{model}_metrics" for model in models},
+        **{f"{model}_samples": f"{model}_sample_metrics" for model in models},
+        "unlearned_cost": "unlearning_cost",
+        **{f"{method}_cost": f"{method}_unlearning_cost" for method in methods},
+    }
+    report = Node(
+        metrics_report, report_inputs, ["evaluation_metrics", "evaluation_table"], name="report"
+    )
+    return Pipeline([*map(_baseline, methods), *map(_evaluation, models), report], tags="evaluate")

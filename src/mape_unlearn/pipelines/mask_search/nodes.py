@@ -7,7 +7,8 @@ import logging
 import pandas as pd
 import torch
 
-from mape_unlearn.core.search import warm_start_greedy
+from mape_unlearn.core.selection import searched_modules
+from mape_unlearn.core.splits import rows_not_forgotten
 from mape_unlearn.params import MaskSearchParams
 
 log = logging.getLogger(__name__)
@@ -21,13 +22,10 @@ def search_modules(
     params: MaskSearchParams,
 ) -> tuple[dict[str, torch.Tensor], list[dict[str, float | str]]]:
     """Select modules under the sparsity budget; the retain side excludes forgotten people."""
-    people = training_split.person_id.to_numpy()[retain_gradients["rows"].numpy()]
-    keep = torch.from_numpy(~pd.Series(people).isin(set(forget_split.person_id)).to_numpy())
-    selection, trace = warm_start_greedy(
-        forget_gradients["heads"],
-        forget_gradients["filters"],
-        retain_gradients["heads"][keep],
-        retain_gradients["filters"][keep],
+    selection, trace = searched_modules(
+        forget_gradients,
+        retain_gradients,
+        rows_not_forgotten(training_split, retain_gradients["rows"].tolist(), forget_split),
         sparsity=params.sparsity,
         objective=params.objective,
         lam=params.lam,

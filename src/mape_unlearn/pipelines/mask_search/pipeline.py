@@ -3,6 +3,7 @@
 from kedro.pipeline import Node, Pipeline
 
 from mape_unlearn.pipelines.mask_search.nodes import search_modules
+from mape_unlearn.pipelines.mask_search.plots import plot_module_selection, plot_search_objective
 
 
 def create_pipeline(**kwargs) -> Pipeline:
@@ -19,7 +20,19 @@ def create_pipeline(**kwargs) -> Pipeline:
                 ],
                 ["module_selection", "search_trace"],
                 name="search_modules",
-            )
+            ),
+            Node(
+                plot_module_selection,
+                "module_selection",
+                "module_selection_plot",
+                name="plot_module_selection",
+            ),
+            Node(
+                plot_search_objective,
+                "search_trace",
+                "search_objective_plot",
+                name="plot_search_objective",
+            ),
         ],
         tags="mask_search",
     )

@@ -1,8 +1,29 @@
-"""Wiring of `unlearn`."""
+"""Wiring of `unlearn`: the module mask's weight slices, then masked unlearning."""
 
 from kedro.pipeline import Node, Pipeline
 
-from mape_unlearn.pipelines.unlearn.nodes import forget_accuracy_target, unlearn_model
+from mape_unlearn.pipelines.unlearn.nodes import forget_accuracy_target, module_masks, unlearn_model
+from mape_unlearn.pipelines.unlearn.plots import plot_unlearning_losses
+
+UNLEARN_INPUTS = [
+    "original_model",
+    "tokenizer",
+    "forget_split",
+    "retain_split",
+    "parameter_masks",
+    "unlearning_target",
+    "params:unlearn",
+]
+
+
+def unlearn_node() -> Node:
+    """The masked unlearning node, shared with the baselines of `evaluate` (via namespaces)."""
+    return Node(
+        unlearn_model,
+        UNLEARN_INPUTS,
+        ["unlearned_model", "unlearning_trace", "unlearning_cost"],
+        name="unlearn_model",
+    )
 
 
 def create_pipeline(**kwargs) -> Pipeline:
@@ -15,18 +36,17 @@ def create_pipeline(**kwargs) -> Pipeline:
                 name="forget_accuracy_target",
             ),
             Node(
-                unlearn_model,
-                [
-                    "original_model",
-                    "tokenizer",
-                    "forget_split",
-                    "retain_split",
-                    "module_selection",
-                    "unlearning_target",
-                    "params:unlearn",
-                ],
-                ["unlearned_model", "unlearning_trace"],
-                name="unlearn_model",
+                module_masks,
+                ["original_model", "module_selection"],
+                "parameter_masks",
+                name="module_masks",
+            ),
+            unlearn_node(),
+            Node(
+                plot_unlearning_losses,
+                "unlearning_trace",
+                "unlearning_loss_plot",
+                name="plot_unlearning_losses",
             ),
         ],
         tags="unlearn",

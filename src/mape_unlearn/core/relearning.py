@@ -1,0 +1,57 @@
+"""Relearning attack: does a little fine-tuning on some forgotten people bring the rest back?
+
+Unlearning that only hides knowledge is undone by a few steps of fine-tuning. The attack
+fine-tunes every weight of a copy of the model on the facts of part of the forget people and
+measures the answer-token accuracy on the *other* forget people, whose facts it never shows:
+what comes back there was still in the weights. The retrain model under the same attack is the
+reference for what a model that never saw those people would reach.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import pandas as pd
+import torch
+from torch import nn
+from transformers import PreTrainedTokenizerBase
+
+from mape_unlearn.core.encoding import encode_frame
+from mape_unlearn.core.metrics import teacher_forced_stats
+from mape_unlearn.core.splits import choose_forget_people
+from mape_unlearn.core.training import train_on_answers
+
+
+def relearning_attack(
+    model: nn.Module,
+    tokenizer: PreTrainedTokenizerBase,
+    forget: pd.DataFrame,
+    fraction: float,
+    epochs: int,
+    lr: float,
+    batch_size: int,
+    seed: int,
+    device: torch.device,
+) -> dict[str, float]:
+    """Probe accuracy before and after fine-tuning a copy of ``model`` on ``fraction`` of people."""
+    relearn, probe = choose_forget_people(forget, fraction, seed)
+    probe_data = encode_frame(tokenizer, probe)
+    before = teacher_forced_stats(model, probe_data, batch_size, device)
+    attacked, _ = train_on_answers(
+        copy.deepcopy(model),
+        encode_frame(tokenizer, relearn),
+        epochs=epochs,
+        lr=lr,
+        batch_size=batch_size,
+        warmup_fraction=0.0,
+        weight_decay=0.0,
+        seed=seed,
+        device=device,
+        description="relearn",
+    )
+    after = teacher_forced_stats(attacked, probe_data, batch_size, device)
+    return {
+        "probe_accuracy_before": before["answer_token_accuracy"],
+        "probe_accuracy_after": after["answer_token_accuracy"],
+        "recovered": after["answer_token_accuracy"] - before["answer_token_accuracy"],
+    }

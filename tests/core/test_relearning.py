@@ -1,0 +1,25 @@
+import torch
+
+from mape_unlearn.core.models import build_causal_lm
+from mape_unlearn.core.people import generate_people_qa
+from mape_unlearn.core.relearning import relearning_attack
+from mape_unlearn.core.tokenizer import corpus_texts, train_word_tokenizer
+
+CPU = torch.device("cpu")
+
+
+def test_attack_fine_tunes_a_copy_and_reports_the_probe_people_only():
+    qa = generate_people_qa(4, seed=2)
+    tokenizer = train_word_tokenizer(corpus_texts(qa))
+    model = build_causal_lm(
+        "gpt2", {"n_layer": 1, "n_head": 2, "n_embd": 16, "n_positions": 64}, tokenizer, seed=0
+    )
+    before = {n: p.clone() for n, p in model.named_parameters()}
+    result = relearning_attack(
+        model, tokenizer, qa, 0.5, epochs=3, lr=1e-2, batch_size=4, seed=0, device=CPU
+    )
+    assert all(torch.equal(p, before[n]) for n, p in model.named_parameters())  # copy attacked
+    assert set(result) == {"probe_accuracy_before", "probe_accuracy_after", "recovered"}
+    # the shared sentence templates are learnt from the relearn people: probe accuracy rises
+    assert result["probe_accuracy_after"] > result["probe_accuracy_before"]
+    assert result["recovered"] == result["probe_accuracy_after"] - result["probe_accuracy_before"]

@@ -9,6 +9,9 @@ Kedro's stock behaviour; ``--runner-params force=true`` re-runs everything.
 from __future__ import annotations
 
 import copy
+import functools
+import os
+from typing import Any
 
 import click
 from kedro.framework.cli.project import run as kedro_run
@@ -22,6 +25,15 @@ def cli() -> None:
 def _with_default_runner(command: click.Command, runner: str) -> click.Command:
     command = copy.copy(command)
     command.params = [copy.copy(param) for param in command.params]
+    run = command.callback
+
+    @functools.wraps(run)
+    def callback(**kwargs: Any) -> Any:
+        if kwargs.get("env"):  # pipelines are registered from the same environment's parameters
+            os.environ["KEDRO_ENV"] = kwargs["env"]
+        return run(**kwargs)
+
+    command.callback = callback
     for param in command.params:
         if param.name == "runner":
             param.default = runner

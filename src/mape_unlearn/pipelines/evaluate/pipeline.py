@@ -7,6 +7,7 @@ nodes reused under the namespace ``baseline_<method>``. ``unlearned`` is the mod
 from kedro.pipeline import Node, Pipeline
 
 from mape_unlearn.pipelines.evaluate.nodes import evaluate_model, metrics_report
+from mape_unlearn.pipelines.evaluate.plots import plot_evaluation
 from mape_unlearn.pipelines.unlearn.nodes import select_parameters
 from mape_unlearn.pipelines.unlearn.pipeline import UNLEARN_INPUTS, unlearn_node
 
@@ -82,4 +83,7 @@ def create_pipeline(methods: tuple[str, ...] = (), **kwargs) -> Pipeline:
     report = Node(
         metrics_report, report_inputs, ["evaluation_metrics", "evaluation_table"], name="report"
     )
-    return Pipeline([*map(_baseline, methods), *map(_evaluation, models), report], tags="evaluate")
+    plot = Node(plot_evaluation, "evaluation_metrics", "evaluation_plot", name="plot_evaluation")
+    return Pipeline(
+        [*map(_baseline, methods), *map(_evaluation, models), report, plot], tags="evaluate"
+    )

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import shutil
+from pathlib import Path
 
 import pytest
 import torch
@@ -13,6 +15,19 @@ from mape_unlearn.core.encoding import IGNORE, QABatch
 os.environ.setdefault("KEDRO_DISABLE_TELEMETRY", "true")  # never reach for the network
 
 VOCAB = 40
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def copy_project(path: Path) -> Path:
+    """A Kedro project at ``path`` with this project's configuration and its own data folder.
+
+    ``src/`` stays empty: the package itself is imported from the installed project.
+    """
+    shutil.copytree(ROOT / "conf", path / "conf", ignore=shutil.ignore_patterns("local"))
+    (path / "conf" / "local").mkdir()
+    shutil.copy(ROOT / "pyproject.toml", path / "pyproject.toml")
+    (path / "src").mkdir()
+    return path
 
 
 def tiny_model(family: str) -> torch.nn.Module:

@@ -17,19 +17,13 @@ from transformers import AutoModelForCausalLM
 from mape_unlearn.caching import CachingRunner
 from mape_unlearn.core.architectures import module_parameter_masks
 from mape_unlearn.pipeline_registry import register_pipelines
-
-ROOT = Path(__file__).resolve().parents[1]
+from tests.conftest import copy_project
 
 
 @pytest.fixture(scope="module")
 def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A copy of the project's configuration with its own data folder and MLflow store."""
-    path = tmp_path_factory.mktemp("project")
-    shutil.copytree(ROOT / "conf", path / "conf", ignore=shutil.ignore_patterns("local"))
-    (path / "conf" / "local").mkdir()
-    shutil.copy(ROOT / "pyproject.toml", path / "pyproject.toml")
-    (path / "src").mkdir()  # the package itself is imported from the installed project
-    return path
+    return copy_project(tmp_path_factory.mktemp("project"))
 
 
 def run_project(project: Path, pipeline: str = "__default__", **params) -> dict[str, list[str]]:

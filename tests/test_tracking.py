@@ -32,6 +32,7 @@ from mape_unlearn.caching.manifest import CacheManifest
 from mape_unlearn.pipeline_registry import STAGES, register_pipelines
 from mape_unlearn.tracking.git import git_commit
 from mape_unlearn.tracking.values import MetricPoint, flat_params, metric_points
+from tests.conftest import copy_project
 
 ROOT = Path(__file__).resolve().parents[1]
 ENV = "test"
@@ -60,10 +61,7 @@ def make_project(path: Path) -> Path:
     The evaluation compares no baselines here (``evaluate.methods: []``): tracking does not
     depend on them, and the run stays short.
     """
-    shutil.copytree(ROOT / "conf", path / "conf", ignore=shutil.ignore_patterns("local"))
-    (path / "conf" / "local").mkdir()
-    shutil.copy(ROOT / "pyproject.toml", path / "pyproject.toml")
-    (path / "src").mkdir()  # the package itself is imported from the installed project
+    copy_project(path)
     base = yaml.safe_load((ROOT / "conf" / "base" / "parameters_evaluate.yml").read_text())
     if "methods" in base.get("evaluate", {}):
         test_params = path / "conf" / ENV / "parameters.yml"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
@@ -10,18 +9,13 @@ import torch
 from kedro.framework.session import KedroSession
 from kedro.framework.startup import bootstrap_project
 
-ROOT = Path(__file__).resolve().parents[1]
+from tests.conftest import copy_project
 
 
 @pytest.fixture
 def project(tmp_path: Path) -> Path:
     """A fresh project copy (configuration only) per test, so "nothing ran" can be checked."""
-    path = tmp_path / "project"
-    shutil.copytree(ROOT / "conf", path / "conf", ignore=shutil.ignore_patterns("local"))
-    (path / "conf" / "local").mkdir()
-    shutil.copy(ROOT / "pyproject.toml", path / "pyproject.toml")
-    (path / "src").mkdir()
-    return path
+    return copy_project(tmp_path / "project")
 
 
 def failed_run(project: Path, pipeline: str, **params) -> str:

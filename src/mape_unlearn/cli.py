@@ -42,3 +42,6 @@ def _with_default_runner(command: click.Command, runner: str) -> click.Command:
 
 
 cli.add_command(_with_default_runner(kedro_run, "mape_unlearn.caching.CachingRunner"), "run")
+
+# `python -m mape_unlearn` (and `torchrun -m mape_unlearn`) look for `run` in this module.
+run = cli.commands["run"]

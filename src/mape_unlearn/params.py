@@ -54,6 +54,7 @@ class ImportanceParams(_Params):
     dtype: Literal["float32", "float16"]
     seed: int
     device: str
+    autocast: bool  # bf16 autocast of the forward on CUDA; ignored on CPU
 
 
 class MaskSearchParams(_Params):

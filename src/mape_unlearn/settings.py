@@ -62,6 +62,10 @@ CONFIG_LOADER_ARGS = {
     },
 }
 
-# kedro-mlflow's hook runs through GuardedMlflowHook, so that tracking failures only warn.
-HOOKS = (GuardedMlflowHook(), TrackStages(), CloseMlflowRuns())
+# kedro-mlflow's hook runs through GuardedMlflowHook, so that tracking failures only warn. Under
+# torchrun / accelerate launch only rank 0 tracks; the other ranks save byte-identical artifacts.
+if int(os.environ.get("RANK", "0")) == 0:
+    HOOKS = (GuardedMlflowHook(), TrackStages(), CloseMlflowRuns())
+else:
+    HOOKS = (CloseMlflowRuns(),)
 DISABLE_HOOKS_FOR_PLUGINS = ("kedro_mlflow",)

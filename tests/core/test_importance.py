@@ -1,6 +1,11 @@
+import logging
+import warnings
+
 import torch
 
+from mape_unlearn.core import precision
 from mape_unlearn.core.importance import per_sample_mask_gradients
+from mape_unlearn.core.precision import bf16_autocast
 
 CPU = torch.device("cpu")
 
@@ -52,3 +57,23 @@ def test_fisher_is_mean_squared_gradient(model, batch):
     fisher = grads.fisher()
     torch.testing.assert_close(fisher["heads"], (grads.heads**2).mean(0))
     assert fisher["filters"].shape == grads.filters.shape[1:]
+
+
+def test_autocast_is_ignored_on_cpu_so_results_stay_float32(model, batch, caplog, monkeypatch):
+    monkeypatch.setattr(precision, "_said_ignored", set())
+    plain = per_sample_mask_gradients(model, batch, batch_size=3, device=CPU)
+    with caplog.at_level(logging.INFO, logger="mape_unlearn.core.precision"):
+        autocast = per_sample_mask_gradients(model, batch, batch_size=3, device=CPU, autocast=True)
+        per_sample_mask_gradients(model, batch, batch_size=3, device=CPU, autocast=True)
+    assert torch.equal(plain.heads, autocast.heads)
+    assert torch.equal(plain.filters, autocast.filters)
+    said = [r.message for r in caplog.records if "autocast=true ignored on cpu" in r.message]
+    assert len(said) == 1  # said once, not per call or per batch
+
+
+def test_autocast_on_cuda_is_bf16():
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # a CPU-only build warns that CUDA is unavailable
+        context = bf16_autocast(torch.device("cuda"), enabled=True)
+    assert isinstance(context, torch.autocast) and context.fast_dtype == torch.bfloat16
+    assert not isinstance(bf16_autocast(torch.device("cuda"), enabled=False), torch.autocast)

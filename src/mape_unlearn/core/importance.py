@@ -3,6 +3,11 @@
 Each sample gets its own copy of the masks (``[B, L, H]``, ``[B, L, d_ff]``) at 1. With every
 weight frozen, the gradient of the *sum* of per-sample losses with respect to those copies is,
 row by row, each sample's own gradient, since sample b's loss depends only on copy b.
+
+Under an initialised ``torch.distributed`` process group (``torchrun``, ``accelerate launch``),
+each rank computes a contiguous shard of whole batches and one gather gives every rank the full
+result. The shards are the single process's own batches, so the gathered gradients are the
+single-process ones whatever the number of ranks.
 """
 
 from __future__ import annotations
@@ -14,9 +19,11 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from mape_unlearn.core.architectures import layout_of
+from mape_unlearn.core.distributed import gather_rows, rank_and_world, shard_bounds
 from mape_unlearn.core.encoding import QABatch
 from mape_unlearn.core.losses import answer_nll
 from mape_unlearn.core.masks import masks_applied
+from mape_unlearn.core.precision import bf16_autocast
 from mape_unlearn.core.weights import frozen
 
 
@@ -45,22 +52,33 @@ def per_sample_mask_gradients(
     device: torch.device,
     dtype: torch.dtype = torch.float32,
     description: str = "mask gradients",
+    autocast: bool = False,
 ) -> MaskGradients:
-    """Gradients of each sample's summed answer NLL with respect to its own head/filter masks."""
+    """Gradients of each sample's summed answer NLL with respect to its own head/filter masks.
+
+    ``dtype`` is the storage of the result; ``autocast`` runs the forward in bf16 on CUDA (see
+    ``core.precision``). Data-parallel when a process group is initialised (module docstring).
+    """
     layout = layout_of(model)
     model.to(device).eval()
-    heads, filters = [], []
+    batches = list(data.batches(batch_size))
+    rank, world = rank_and_world()
+    start, stop = shard_bounds(len(batches), rank, world)  # whole batches: results match 1 rank
+    if world > 1:
+        description = f"{description} (rank {rank}/{world}: batches {start}-{stop})"
+    heads = [torch.zeros(0, layout.n_layers, layout.n_heads, dtype=dtype)]  # an empty shard
+    filters = [torch.zeros(0, layout.n_layers, layout.n_filters, dtype=dtype)]
     with frozen(model):
-        for batch in tqdm(list(data.batches(batch_size)), desc=description, leave=False):
+        for batch in tqdm(batches[start:stop], desc=description, leave=False):
             batch = batch.to(device)
             n = len(batch)
             head_mask = torch.ones(n, layout.n_layers, layout.n_heads, device=device)
             filter_mask = torch.ones(n, layout.n_layers, layout.n_filters, device=device)
             head_mask.requires_grad_(True)
             filter_mask.requires_grad_(True)
-            with masks_applied(model, head_mask, filter_mask):
+            with masks_applied(model, head_mask, filter_mask), bf16_autocast(device, autocast):
                 losses, _ = answer_nll(model, batch)
             g_heads, g_filters = torch.autograd.grad(losses.sum(), [head_mask, filter_mask])
             heads.append(g_heads.to("cpu", dtype))
             filters.append(g_filters.to("cpu", dtype))
-    return MaskGradients(torch.cat(heads), torch.cat(filters))
+    return MaskGradients(gather_rows(torch.cat(heads)), gather_rows(torch.cat(filters)))

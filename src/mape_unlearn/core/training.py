@@ -16,6 +16,7 @@ from transformers import get_cosine_schedule_with_warmup
 
 from mape_unlearn.core.encoding import QABatch
 from mape_unlearn.core.losses import mean_answer_nll
+from mape_unlearn.core.precision import bf16_autocast
 
 log = logging.getLogger(__name__)
 
@@ -36,8 +37,13 @@ def train_on_answers(
     seed: int,
     device: torch.device,
     description: str = "train",
+    autocast: bool = False,
 ) -> tuple[nn.Module, list[float]]:
-    """Train every weight on the answer-token NLL; returns the model and the loss per epoch."""
+    """Train every weight on the answer-token NLL; returns the model and the loss per epoch.
+
+    ``autocast`` runs the forward in bf16 on CUDA (weights and optimizer state stay float32, so
+    no loss scaling is needed); it is ignored on the CPU (``core.precision``).
+    """
     for name, value in (("epochs", epochs), ("lr", lr), ("batch_size", batch_size)):
         _positive(name, value)
     model.to(device).train()
@@ -49,7 +55,8 @@ def train_on_answers(
     for _ in tqdm(range(epochs), desc=description, leave=False):
         total, count = 0.0, 0
         for batch in data.batches(batch_size, generator):
-            loss = mean_answer_nll(model, batch.to(device))
+            with bf16_autocast(device, autocast):
+                loss = mean_answer_nll(model, batch.to(device))
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()

@@ -9,6 +9,7 @@ import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from mape_unlearn.core.device import resolve_device
+from mape_unlearn.core.distributed import init_from_env
 from mape_unlearn.core.encoding import encode_frame
 from mape_unlearn.core.importance import MaskGradients, per_sample_mask_gradients
 from mape_unlearn.params import ImportanceParams
@@ -26,8 +27,10 @@ def mask_gradients(
     """Per-sample mask gradients of (a seeded subsample of) the split's rows.
 
     ``rows`` records which rows of the split each gradient belongs to, so that later stages can
-    drop the rows of people who are to be forgotten.
+    drop the rows of people who are to be forgotten. Under ``torchrun`` (or ``accelerate
+    launch``) the ranks join one process group and split the batches between them.
     """
+    init_from_env()
     rows = torch.arange(len(split))
     if max_samples is not None and max_samples < len(split):
         generator = torch.Generator().manual_seed(params.seed)
@@ -38,6 +41,7 @@ def mask_gradients(
         batch_size=params.batch_size,
         device=resolve_device(params.device),
         dtype=getattr(torch, params.dtype),
+        autocast=params.autocast,
     )
     log.info(
         "mask gradients of %d samples: heads %s, filters %s",

@@ -1,0 +1,97 @@
+"""Data parallelism over ``torch.distributed`` for per-sample computations (importance).
+
+Work is split into contiguous shards, one per rank; each rank computes its own rows and a single
+gather hands every rank the full ``[n, ...]`` tensor in row order, so every rank returns what one
+process would. Without an initialised process group every function here is the identity
+(rank 0 of 1): a plain run pays nothing and needs no launcher.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import os
+
+import torch
+import torch.distributed as dist
+
+log = logging.getLogger(__name__)
+
+
+def rank_and_world() -> tuple[int, int]:
+    """This process's rank and the world size; ``(0, 1)`` without a process group."""
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+def shard_bounds(n: int, rank: int, world: int) -> tuple[int, int]:
+    """The contiguous ``[start, stop)`` of ``n`` items owned by ``rank``.
+
+    The first ``n % world`` ranks get one item more; a rank may get none when ``n < world``.
+    """
+    if world < 1 or not 0 <= rank < world:
+        raise ValueError(
+            f"rank={rank!r} is not allowed with world={world!r}: expected 0 <= rank < world"
+        )
+    base, extra = divmod(n, world)
+    start = rank * base + min(rank, extra)
+    return start, start + base + int(rank < extra)
+
+
+def init_from_env() -> bool:
+    """Join the process group a launcher describes (``torchrun``, ``accelerate launch``).
+
+    Launchers set ``WORLD_SIZE``, ``RANK``, ``MASTER_ADDR`` and ``MASTER_PORT`` but leave the
+    group to the program. Returns whether a group of more than one process is in use. The group
+    is gloo: only small CPU tensors (the gathered gradients) travel, so it works on CPU-only
+    machines and never binds NCCL to a GPU. On CUDA each rank takes GPU ``LOCAL_RANK`` (modulo
+    the GPUs present) as its current device, so ``device: auto`` spreads ranks over the GPUs.
+    """
+    if not dist.is_available():
+        return False
+    if dist.is_initialized():
+        return dist.get_world_size() > 1
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        return False
+    if torch.cuda.is_available():
+        torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")) % torch.cuda.device_count())
+    dist.init_process_group(backend="gloo")
+    atexit.register(_destroy)
+    rank, world = rank_and_world()
+    log.info("joined a gloo process group: rank %d of %d", rank, world)
+    return world > 1
+
+
+def _destroy() -> None:
+    if dist.is_initialized():
+        dist.destroy_process_group()
+
+
+def _communication_device() -> torch.device:
+    """Where collectives take their tensors: CUDA for a pure NCCL group, else the CPU."""
+    if dist.get_backend() == "nccl":
+        return torch.device("cuda", torch.cuda.current_device())
+    return torch.device("cpu")
+
+
+def gather_rows(local: torch.Tensor) -> torch.Tensor:
+    """Every rank's ``[n_r, ...]`` rows concatenated in rank order, on every rank.
+
+    Shards may differ in length (or be empty): each is zero-padded to the longest for one
+    ``all_gather``, then trimmed. The trailing dimensions must agree across ranks.
+    """
+    _, world = rank_and_world()
+    if world == 1:
+        return local
+    device = _communication_device()
+    counts = [torch.zeros(1, dtype=torch.long, device=device) for _ in range(world)]
+    dist.all_gather(counts, torch.tensor([local.shape[0]], dtype=torch.long, device=device))
+    sizes = [int(count) for count in counts]
+    padded = torch.zeros((max(sizes), *local.shape[1:]), dtype=local.dtype, device=device)
+    padded[: local.shape[0]] = local
+    parts = [torch.empty_like(padded) for _ in range(world)]
+    dist.all_gather(parts, padded)
+    return torch.cat([part[:size] for part, size in zip(parts, sizes, strict=True)]).to(
+        local.device
+    )

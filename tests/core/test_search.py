@@ -3,6 +3,7 @@ import math
 import pytest
 import torch
 
+from mape_unlearn.core import search
 from mape_unlearn.core.search import budget, selection_objective, warm_start_greedy
 
 
@@ -75,3 +76,59 @@ def test_unknown_objective_is_rejected():
     g = torch.zeros(2, 1, 2)
     with pytest.raises(ValueError, match="objective='best'.*forget_only"):
         warm_start_greedy(g, g, g, g, 0.5, objective="best")
+
+
+def _one_by_one(forget, retain, selected, lam=1.0, max_sweeps=10):
+    """Reference scan on the dense within-layer M: candidates in descending score, each swapped
+    for its best member when that raises J (METHOD.md §3.2), members kept in slots."""
+    a = forget.double() / forget.double().pow(2).sum().sqrt()
+    r = retain.double() / retain.double().pow(2).sum().sqrt()
+    chosen, sweeps = selected.clone(), []
+    for layer in range(a.shape[1]):
+        m = a[:, layer].T @ a[:, layer] - lam * r[:, layer].T @ r[:, layer]
+        slots = torch.nonzero(chosen[layer]).flatten().tolist()
+        for sweep in range(max_sweeps):
+            swaps = 0
+            order = torch.argsort(m.diagonal(), descending=True).tolist()
+            for c in [i for i in order if i not in slots]:
+                value = float(m[slots][:, slots].sum())
+                moved = [
+                    float(m[s2][:, s2].sum())
+                    for s2 in ([c if j == s else j for j in slots] for s in slots)
+                ]
+                best = max(range(len(slots)), key=moved.__getitem__)
+                if moved[best] > value + 1e-12 * max(1.0, abs(value)):
+                    slots[best], swaps = c, swaps + 1
+            if len(sweeps) <= sweep:
+                sweeps.append(0)
+            sweeps[sweep] += swaps
+            if swaps == 0:
+                break
+        chosen[layer] = False
+        chosen[layer, slots] = True
+    return chosen, sweeps
+
+
+@pytest.fixture(scope="module")
+def scanned() -> tuple:
+    """Gradients, warm start and the reference scan's selection and swaps per sweep."""
+    forget_f, retain_f = _grads(30, 3, 40, 13), _grads(40, 3, 40, 14)
+    forget_h, retain_h = _grads(30, 3, 4, 15), _grads(40, 3, 4, 16)
+    warm, _ = warm_start_greedy(forget_h, forget_f, retain_h, retain_f, 0.5, max_sweeps=0)
+    expected, swaps = _one_by_one(forget_f, retain_f, warm.filters)
+    assert swaps == [41, 4, 0]  # two sweeps with swaps, then one without
+    return (forget_h, forget_f, retain_h, retain_f), expected, swaps
+
+
+@pytest.mark.parametrize(("block", "flush"), [(256, 64), (5, 3), (1, 1), (7, 100)])
+def test_blocked_sweeps_make_the_same_swaps_as_a_one_by_one_scan(
+    monkeypatch, scanned, block, flush
+):
+    """Blocks, lazily filled Fisher entries and pending columns change the cost, not the result."""
+    monkeypatch.setattr(search, "BLOCK", block)
+    monkeypatch.setattr(search, "FLUSH", flush)
+    grads, expected, swaps = scanned
+    selection, trace = warm_start_greedy(*grads, 0.5)
+    assert torch.equal(selection.filters, expected)
+    padded = swaps + [0] * (len(trace) - 1 - len(swaps))  # the heads may take more sweeps
+    assert [entry["swaps_filters"] for entry in trace[1:]] == padded

@@ -8,9 +8,19 @@ With the empirical Fisher as Hessian, perturbing a set S of modules changes the 
     A = G_forget / sqrt(n_f tr F_f),  R = G_retain / sqrt(n_r tr F_r),
 
 so a singleton's J is the diagonal score ``I_f[i]/tr_f - lam I_r[i]/tr_r`` of the warm start.
-Within a layer, ``J`` is ``1_S^T M 1_S`` with ``M = A^T A - R^T R``; the search keeps the rows
-``M[S, :]`` and their column sums so that every add-one-drop-one move of a sweep is scored for
-all candidates and members in one tensor operation.
+Within a layer ``J(S) = 1_S^T M 1_S`` with ``M = A^T A - lam R^T R``. With ``u = M 1_S``,
+swapping candidate ``c`` in for member ``i`` changes J by (eq. G)
+
+    J(S + c - i) - J(S) = 2 u_c + M_cc - 2 u_i + M_ii - 2 M_ic,
+
+so one tensor operation scores every member against every candidate. The search keeps, per
+layer, the members' columns ``M[:, S]``. A sweep is the sequential scan of METHOD.md §3.2
+(candidates in descending score, each swapped for its best member when that raises J), run a
+block of candidates at a time: the scan walks the small matrix of M over the members and the
+block, M between two candidates is computed only when the first one comes in, and the columns
+of the modules swapped in are computed together, FLUSH at a time. The swaps are exactly those
+of a one-by-one scan (tests/core/test_search.py checks against a dense reference); the cost is
+a few matrix products per block instead of a pass over all samples per swap.
 """
 
 from __future__ import annotations
@@ -19,10 +29,21 @@ import math
 from dataclasses import dataclass
 from typing import Literal
 
+import numpy as np
 import torch
 
 Objective = Literal["forget_only", "forget_retain"]
 OBJECTIVES: tuple[str, ...] = ("forget_only", "forget_retain")
+
+# A swap must raise J by more than this share of |J| (at least of 1): float64 rounding of the
+# gains is ~1e-14 relative, so nothing below it is a real improvement.
+RELATIVE_TOLERANCE = 1e-12
+# Candidates scanned per block: a swap costs BLOCK x n (M between the new member and the
+# block's later candidates), a block a few gathers of [k + BLOCK, k].
+BLOCK = 256
+# Modules swapped in whose columns M[:, i] wait to be computed in one product (_LayerSearch):
+# until then each block computes their entries on it, FLUSH x (k + BLOCK) x n at most.
+FLUSH = 64
 
 
 @dataclass
@@ -50,60 +71,148 @@ def _scaled(grads: torch.Tensor) -> torch.Tensor:
     return g / total.sqrt() if total > 0 else g
 
 
+def _energy(grads: torch.Tensor) -> torch.Tensor:
+    """``sum_j g_j^2`` per module, ``[L, m]`` in float64, one layer at a time to bound memory."""
+    return torch.stack(
+        [grads[:, layer].double().square_().sum(0) for layer in range(grads.shape[1])]
+    )
+
+
+def _scan_block(
+    fisher: np.ndarray,
+    u: np.ndarray,
+    diag: np.ndarray,
+    k: int,
+    value: float,
+    cand_grads: torch.Tensor,
+    weight: torch.Tensor,
+) -> tuple[np.ndarray, int]:
+    """Scan candidates ``k..`` of a block in order; returns who is inside after, and the swaps.
+
+    ``fisher`` is M on the block, members first, with the candidates' own entries on its
+    diagonal; ``u = M 1_S`` and ``diag`` are on the same indices. Each candidate replaces its
+    best member if that raises J (eq. G). The scan reads M between two candidates only once the
+    earlier one is in, so that column is computed when it comes in, from ``cand_grads``
+    (``[P, n]``) and ``weight``: one small product per swap instead of all of ``M[C, C]``.
+    """
+    inside = np.zeros(len(u), dtype=bool)
+    inside[:k] = True
+    u = u.copy()
+    keep = np.where(inside, diag - 2 * u, -np.inf)  # M_ii - 2 u_i, members only
+    swaps = 0
+    for c in range(k, len(u)):
+        drop = keep - 2 * fisher[c]
+        i = int(drop.argmax())
+        gain = 2 * u[c] + diag[c] + drop[i]  # eq. G with the best member i
+        if gain > RELATIVE_TOLERANCE * max(1.0, abs(value)):
+            p = c - k
+            later = torch.mv(cand_grads[p + 1 :], weight * cand_grads[p])  # M[later cand., c]
+            fisher[c + 1 :, c] = fisher[c, c + 1 :] = later.numpy()
+            inside[c], inside[i] = True, False
+            u += fisher[c] - fisher[i]
+            keep = np.where(inside, diag - 2 * u, -np.inf)
+            value += gain
+            swaps += 1
+    return inside, swaps
+
+
 class _LayerSearch:
-    """Greedy refinement of one layer's selection for one module type (METHOD.md §3.2)."""
+    """Greedy refinement of one layer's selection for one module type (METHOD.md §3.2).
 
-    def __init__(self, forget: torch.Tensor, retain: torch.Tensor | None, selected: torch.Tensor):
-        self.a, self.r = forget, retain  # [n_f, m], [n_r, m] (retain already scaled by sqrt(lam))
-        self.diag = forget.pow(2).sum(0) - (retain.pow(2).sum(0) if retain is not None else 0)
+    Members sit in slots and ``cols[:, slot] = M[:, member]``. A module swapped in takes the
+    slot of the one it replaces and is *pending* until its column is computed, together with
+    the other pending ones, once FLUSH of them have gathered or at the end of the sweep: columns
+    then come from one efficient matrix product, and a module that comes and goes within a
+    sweep costs none.
+    """
+
+    def __init__(
+        self, grads: torch.Tensor, weight: torch.Tensor, diag: torch.Tensor, selected: torch.Tensor
+    ):
+        # grads: [m, n], each module's forget then retain gradients, float64 (module-major, so
+        # gathering modules reads contiguous rows); weight: [n], 1/(n_f tr F_f) on forget
+        # samples and -lam/(n_r tr F_r) on retain samples, so M = grads diag(weight) grads^T
+        self.g, self.w = grads, weight
+        self.diag = diag  # M_ii, the warm-start score
         self.members = torch.nonzero(selected).flatten()
-        self.rows = self._rows(self.members)  # M[S, :]
-        self.u = self.rows.sum(0)  # u_i = sum_{j in S} M[j, i]
+        self.cols = self._cols(self.members).contiguous()  # [m, k], stale in pending slots
+        self.pending = torch.zeros(len(self.members), dtype=torch.bool)
 
-    def _rows(self, index: torch.Tensor) -> torch.Tensor:
-        rows = self.a[:, index].T @ self.a
-        if self.r is not None:
-            rows -= self.r[:, index].T @ self.r
-        return rows
+    def _cols(self, index: torch.Tensor) -> torch.Tensor:
+        """``M[:, index]``, one matrix product over all samples (as rows: faster for few)."""
+        return ((self.g.index_select(0, index) * self.w) @ self.g.T).T
+
+    def _flush(self) -> None:
+        """Compute the pending members' columns, all in one product."""
+        slots = torch.nonzero(self.pending).flatten()
+        if len(slots) > 0:
+            self.cols.index_copy_(1, slots, self._cols(self.members[slots]))
+            self.pending[slots] = False
 
     def value(self) -> float:
-        return float(self.u[self.members].sum())
+        """``J(S) = 1_S^T M 1_S``, between sweeps (nothing pending)."""
+        return float(self.cols.index_select(0, self.members).sum())
 
-    def sweep(self, chunk: int = 128) -> int:
+    def sweep(self) -> int:
         """One pass over the unselected modules in descending score; returns the swap count.
 
-        Candidates are scored a chunk at a time (every member against every candidate of the
-        chunk, one tensor operation); the first improving candidate is swapped in, exactly as a
-        one-by-one scan would, and the scan resumes right after it.
+        Each candidate in turn is swapped in for the member whose removal leaves the best J, if
+        that raises J, exactly as a one-by-one scan; the candidates are taken a block at a time.
         """
         outside = torch.ones_like(self.diag, dtype=torch.bool)
         outside[self.members] = False
         order = torch.nonzero(outside).flatten()
         order = order[torch.argsort(self.diag[order], descending=True, stable=True)]
-        swaps, pos = 0, 0
-        while pos < len(order) and len(self.members) > 0:
-            cand = order[pos : pos + chunk]
-            q = self.value()
-            with_cand = q + 2 * self.u[cand] + self.diag[cand]  # J(S + c)
-            # J(S + c - i) for each member i (rows) and candidate c (columns)
-            drop = (
-                with_cand[None, :]
-                - 2 * (self.u[self.members][:, None] + self.rows[:, cand])
-                + self.diag[self.members][:, None]
-            )
-            best, which = drop.max(dim=0)
-            better = torch.nonzero(best > q + 1e-12 * max(1.0, abs(q))).flatten()
-            if len(better) == 0:
-                pos += len(cand)
-                continue
-            j = int(better[0])
-            slot, c = int(which[j]), cand[j]
-            new_row = self._rows(c.view(1))[0]
-            self.u += new_row - self.rows[slot]
-            self.rows[slot] = new_row
-            self.members[slot] = c
-            swaps += 1
-            pos += j + 1
+        swaps = sum(
+            self._scan(order[start : start + BLOCK]) for start in range(0, len(order), BLOCK)
+        )
+        self._flush()
+        return swaps
+
+    def _scan(self, cand: torch.Tensor) -> int:
+        """The scan over the candidates ``cand``, exact on the block of M over S and ``cand``."""
+        members, k = self.members, len(self.members)
+        if k == 0:
+            return 0
+        index = torch.cat([members, cand])  # the block: members by slot, then candidates
+        m_bs = self.cols.index_select(0, index)  # M[block, S], stale in the pending columns
+        pending = torch.nonzero(self.pending).flatten()
+        g_c = self.g.index_select(0, cand) if len(pending) > 0 else None  # [P, n]
+        if g_c is not None:  # the pending columns: M[S, Q] by symmetry, M[Q, Q], M[C, Q]
+            g_q = self.g.index_select(0, members[pending]) * self.w
+            m_qs = m_bs[pending]
+            m_qs[:, pending] = g_q @ self.g.index_select(0, members[pending]).T
+            m_bs[:k, pending] = m_qs.T
+            m_bs[k:, pending] = g_c @ g_q.T
+        u = m_bs.sum(1)  # u = M 1_S on the block
+        value = float(u[:k].sum())  # J(S) = 1_S^T u
+        # eq. G for every candidate (rows) and member (columns) at the block's start
+        drop = (self.diag[members] - 2 * u[:k]) - 2 * m_bs[k:]
+        gain = drop.max(1).values + 2 * u[k:] + self.diag[cand]
+        improving = torch.nonzero(gain > RELATIVE_TOLERANCE * max(1.0, abs(value))).flatten()
+        if len(improving) == 0:
+            return 0
+        first = int(improving[0])  # the state, so each gain, is unchanged up to this one
+        g_c = self.g.index_select(0, cand[first:]) if g_c is None else g_c[first:]
+        cand, keep = cand[first:], torch.cat([torch.arange(k), torch.arange(k + first, len(index))])
+        fisher = torch.zeros(len(keep), len(keep), dtype=torch.float64)
+        fisher[:, :k] = m_bs[keep]
+        fisher[:k, k:] = m_bs[k + first :].T  # M[S, C] by symmetry; M[C, C] filled by the scan
+        fisher[k:, k:].diagonal().copy_(self.diag[cand])
+        inside, swaps = _scan_block(
+            fisher.numpy(),
+            u[keep].numpy(),
+            self.diag[index[keep]].numpy(),
+            k,
+            value,
+            g_c,
+            self.w,
+        )
+        slots, added = torch.nonzero(torch.from_numpy(~inside[:k])).flatten(), cand[inside[k:]]
+        self.members[slots] = added
+        self.pending[slots] = True
+        if int(self.pending.sum()) >= FLUSH:
+            self._flush()
         return swaps
 
 
@@ -121,8 +230,13 @@ def warm_start_greedy(
     """Select heads and filters to unlearn; returns the selection and the objective per stage.
 
     Gradients are ``[n, L, H]`` and ``[n, L, d_ff]``. Each module type has its own budget
-    ``ceil((1 - sparsity) * count)``. The trace has one entry for the warm start and one per
-    sweep, with the objective of each type and the number of swaps.
+    ``ceil((1 - sparsity) * count)``; the warm start fixes each layer's count and the sweeps keep
+    it. Every swap raises J, so J never decreases. The trace has one entry for the warm start
+    and one per sweep, with the objective of each type and the number of swaps; it ends at the
+    first sweep without a swap (then no single swap within a layer raises J by more than
+    ``RELATIVE_TOLERANCE * max(1, |J_layer|)``) or at ``max_sweeps``. Layers are independent,
+    so each runs its sweeps on its own and only one layer's gradients are held in float64 (as
+    ``[d_ff, n]``) at a time.
     """
     if objective not in OBJECTIVES:
         raise ValueError(f"objective={objective!r} is not allowed: expected one of {OBJECTIVES}")
@@ -131,43 +245,55 @@ def warm_start_greedy(
     use_retain = objective == "forget_retain" and lam > 0
     if use_retain and (retain_heads is None or retain_filters is None):
         raise ValueError("objective='forget_retain' needs retain-set mask gradients")
-    selected, searches = {}, {}
+    n_sweeps = max_sweeps if greedy else 0
+    selected: dict[str, torch.Tensor] = {}
+    values: dict[str, list[list[float]]] = {}  # [layer][sweep], 0 = warm start
+    swaps: dict[str, list[list[int]]] = {}  # [layer][sweep - 1]
     for kind, forget, retain in (
         ("heads", forget_heads, retain_heads),
         ("filters", forget_filters, retain_filters),
     ):
-        a = _scaled(forget)
-        r = _scaled(retain) * math.sqrt(lam) if use_retain else None
-        _, n_layers, width = a.shape
-        score = a.pow(2).sum(0) - (r.pow(2).sum(0) if r is not None else 0)  # [L, m]
-        k = budget(n_layers * width, sparsity)
-        top = torch.argsort(score.flatten(), descending=True, stable=True)[:k]
+        _, n_layers, width = forget.shape
+        sets = [forget, retain] if use_retain else [forget]
+        # sample weights of M = G^T diag(w) G: 1/(n_f tr F_f) forget, -lam/(n_r tr F_r) retain
+        energies = [_energy(grads) for grads in sets]
+        scales = [1.0 / float(e.sum()) if e.sum() > 0 else 1.0 for e in energies]
+        if use_retain:
+            scales[1] *= -lam
+        score = sum(s * e for s, e in zip(scales, energies, strict=True))  # warm start: J({i})
+        top = torch.argsort(score.flatten(), descending=True, stable=True)
         chosen = torch.zeros(n_layers * width, dtype=torch.bool)
-        chosen[top] = True
-        chosen = chosen.view(n_layers, width)
-        searches[kind] = [
-            _LayerSearch(a[:, layer], r[:, layer] if r is not None else None, chosen[layer])
-            for layer in range(n_layers)
-        ]
+        chosen[top[: budget(n_layers * width, sparsity)]] = True
+        chosen = chosen.view(n_layers, width).clone()
+        weight = torch.cat(
+            [
+                torch.full((len(g),), s, dtype=torch.float64)
+                for g, s in zip(sets, scales, strict=True)
+            ]
+        )
+        values[kind], swaps[kind] = [], []
+        for layer in range(n_layers):
+            grads = torch.cat([g[:, layer] for g in sets]).T.contiguous().double()  # [m, n]
+            search = _LayerSearch(grads, weight, score[layer], chosen[layer])
+            layer_values, layer_swaps = [search.value()], []
+            while len(layer_swaps) < n_sweeps and (not layer_swaps or layer_swaps[-1] > 0):
+                layer_swaps.append(search.sweep())
+                layer_values.append(search.value())
+            values[kind].append(layer_values)
+            swaps[kind].append(layer_swaps)
+            chosen[layer] = False
+            chosen[layer, search.members] = True
         selected[kind] = chosen
 
-    def record(stage: str, swaps: dict[str, int]) -> dict[str, float | str]:
-        entry: dict[str, float | str] = {"stage": stage}
-        for kind, layers in searches.items():
-            entry[f"objective_{kind}"] = sum(s.value() for s in layers)
-            entry[f"swaps_{kind}"] = swaps[kind]
-        return entry
-
-    trace = [record("warm_start", {"heads": 0, "filters": 0})]
-    for sweep in range(1, max_sweeps + 1 if greedy else 1):
-        swaps = {kind: sum(s.sweep() for s in layers) for kind, layers in searches.items()}
-        trace.append(record(f"sweep_{sweep}", swaps))
-        if not any(swaps.values()):
-            break
-    for kind, layers in searches.items():
-        selected[kind] = torch.zeros_like(selected[kind])
-        for layer, s in enumerate(layers):
-            selected[kind][layer, s.members] = True
+    # A layer is left as it is after a sweep without swaps, so the whole search's sweep s is
+    # each layer's sweep min(s, its last): the same trace as running every layer sweep by sweep.
+    trace: list[dict[str, float | str]] = []
+    for sweep in range(max(len(s) for kind in swaps.values() for s in kind) + 1):
+        entry: dict[str, float | str] = {"stage": f"sweep_{sweep}" if sweep else "warm_start"}
+        for kind in ("heads", "filters"):
+            entry[f"objective_{kind}"] = sum(v[min(sweep, len(v) - 1)] for v in values[kind])
+            entry[f"swaps_{kind}"] = sum(s[sweep - 1] for s in swaps[kind] if 0 < sweep <= len(s))
+        trace.append(entry)
     return ModuleSelection(selected["heads"], selected["filters"]), trace
 
 

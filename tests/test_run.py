@@ -11,6 +11,7 @@ import pytest
 import torch
 from kedro.framework.session import KedroSession
 from kedro.framework.startup import bootstrap_project
+from kedro.pipeline import Pipeline
 from safetensors.torch import load_file
 from transformers import AutoModelForCausalLM
 
@@ -26,11 +27,19 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return copy_project(tmp_path_factory.mktemp("project"))
 
 
+def registered() -> dict[str, Pipeline]:
+    """The pipelines as registered for ``--env=test`` (its methods and sweep)."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("KEDRO_ENV", "test")
+        return register_pipelines()
+
+
 def run_project(project: Path, pipeline: str = "__default__", **params) -> dict[str, list[str]]:
     """One ``kedro run --env=test`` with the caching runner; the reasons of each node that ran."""
     runner = CachingRunner()
     with pytest.MonkeyPatch.context() as patch:
         patch.chdir(project)
+        patch.setenv("KEDRO_ENV", "test")  # the pipelines are registered for this environment
         patch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{project / 'mlflow.db'}")
         bootstrap_project(project)
         with KedroSession.create(project_path=project, env="test", runtime_params=params) as s:
@@ -40,7 +49,7 @@ def run_project(project: Path, pipeline: str = "__default__", **params) -> dict[
 
 @pytest.fixture(scope="module")
 def finished_run(project: Path) -> Path:
-    assert len(run_project(project)) == len(register_pipelines()["__default__"].nodes)
+    assert len(run_project(project)) == len(registered()["__default__"].nodes)
     return project
 
 
@@ -53,7 +62,7 @@ def project_copy(finished_run: Path, tmp_path: Path) -> Path:
 
 
 def test_run_produces_every_catalog_artifact(finished_run: Path):
-    pipeline = register_pipelines()["__default__"]
+    pipeline = registered()["__default__"]
     outputs = sorted(pipeline.all_outputs())
     with pytest.MonkeyPatch.context() as patch:
         patch.chdir(finished_run)
@@ -101,6 +110,35 @@ def test_artifacts_are_consistent(finished_run: Path):
         assert metrics[method]["cost"]["steps"] >= 1
     table = (data / "08_reporting" / "evaluation_table.md").read_text()
     assert len(table.strip().splitlines()) == 2 + len(metrics)
+    csv = pd.read_csv(data / "08_reporting" / "evaluation_table.csv")
+    assert list(csv["model"]) == list(metrics)
+    reached = csv.set_index("model")["steps to matched forgetting"].dropna()
+    costs = {m: metrics[m]["cost"] for m in reached.index}
+    assert all(reached[m] <= costs[m]["steps"] for m in reached.index)
+
+
+def test_sweep_and_successive_requests(finished_run: Path):
+    reporting = finished_run / "data" / "08_reporting"
+    sweep = pd.read_csv(reporting / "sparsity_sweep.csv")
+    assert sorted(zip(sweep.method, sweep.sparsity, strict=True)) == [
+        ("mape", 0.5),
+        ("mape", 0.9),
+        ("sa", 0.5),
+        ("sa", 0.9),
+    ]
+    # a sparser selection leaves fewer weights to update
+    for _, points in sweep.groupby("method"):
+        by_sparsity = points.set_index("sparsity")["trainable_parameters"]
+        assert by_sparsity[0.5] > by_sparsity[0.9]
+
+    successive = pd.read_csv(reporting / "successive_unlearning.csv")
+    assert list(successive.request.unique()) == [1, 2]
+    assert set(successive.split) == {"request", "forgotten so far", "retain", "holdout"}
+    metrics = json.loads((reporting / "evaluation_metrics.json").read_text())
+    first = successive[(successive.request == 1) & (successive.split == "request")]
+    # the first request is the forget split, unlearned from the original model
+    original = metrics["original"]["forget"]["answer_token_accuracy"]
+    assert first["answer_token_accuracy"].item() < original
 
 
 def test_second_run_without_change_skips_every_node(project_copy: Path):
@@ -109,7 +147,7 @@ def test_second_run_without_change_skips_every_node(project_copy: Path):
 
 def test_changed_unlearn_parameter_reruns_only_unlearn_and_evaluate(project_copy: Path):
     ran = run_project(project_copy, unlearn={"lr": 0.002})
-    pipelines = register_pipelines()
+    pipelines = registered()
     later = {n.name for n in pipelines["evaluate"].nodes} - {
         n.name for n in pipelines["mask_search"].nodes
     }

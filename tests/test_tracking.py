@@ -58,8 +58,8 @@ def tracking_uri(project: Path) -> str:
 def make_project(path: Path) -> Path:
     """A copy of the project's configuration with its own data folder and MLflow store.
 
-    The evaluation compares no baselines here (``evaluate.methods: []``): tracking does not
-    depend on them, and the run stays short.
+    The evaluation compares no baselines and sweeps nothing here (``evaluate.methods: []``,
+    ``sweep.methods: []``): tracking does not depend on them, and the run stays short.
     """
     copy_project(path)
     base = yaml.safe_load((ROOT / "conf" / "base" / "parameters_evaluate.yml").read_text())
@@ -67,6 +67,7 @@ def make_project(path: Path) -> Path:
         test_params = path / "conf" / ENV / "parameters.yml"
         params = yaml.safe_load(test_params.read_text()) or {}
         params.setdefault("evaluate", {})["methods"] = []
+        params.setdefault("sweep", {})["methods"] = []
         test_params.write_text(yaml.safe_dump(params, sort_keys=False))
     return path
 
@@ -215,7 +216,7 @@ def test_evaluation_metrics_are_flattened_on_the_stage_and_the_parent(client, tr
     parent, stages = session_runs(client, tracked.sessions[2])
     for run in (stages["evaluate"], parent):
         logged = run.data.metrics
-        assert {key: logged[key] for key in expected} == pytest.approx(expected)
+        assert {key: logged[key] for key in expected} == pytest.approx(expected, nan_ok=True)
 
 
 def test_artifacts_of_each_stage(client, tracked):

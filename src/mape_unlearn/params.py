@@ -12,15 +12,32 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt, field_validator
 
 from mape_unlearn.core.search import OBJECTIVES
-from mape_unlearn.core.unlearning import RULES
+from mape_unlearn.core.unlearning import RULES, STOP_METRICS
 
 
 class _Params(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-# data_prep: one model per sub-group (generator, holdout, forget), so that each node depends
-# only on its own parameters.
+# data_prep: one model per sub-group (source, generator, holdout, forget), so that each node
+# depends only on its own parameters.
+class QAColumns(_Params):
+    """The column of the user's data for each of the project's (null: the data has none)."""
+
+    person_id: str  # groups rows into people or documents: the unit held out and forgotten
+    question: str
+    answer: str
+    paraphrased_answer: str | None
+    perturbed_answers: str | None
+
+
+class QASourceParams(_Params):
+    """Where the QA data comes from: the generator, or the catalog's ``qa_source`` file."""
+
+    kind: Literal["generated", "file"]
+    columns: QAColumns
+
+
 class GeneratorParams(_Params):
     n_people: PositiveInt
     seed: int
@@ -34,10 +51,13 @@ class HoldoutParams(_Params):
 class ForgetParams(_Params):
     fraction: float = Field(gt=0.0, lt=1.0)
     ids: list[str] | None
+    from_file: bool  # the ids listed in the catalog's ``forget_request`` (overrides the above)
+    min_retain_rows: PositiveInt  # fewer retain rows make the retain-side Fisher noise
     seed: int
 
 
 class TrainParams(_Params):
+    original: Literal["trained", "pretrained"]  # pretrained: the catalog's model, never trained
     model_type: str
     architecture: dict[str, Any]
     epochs: PositiveInt
@@ -84,8 +104,12 @@ class UnlearnParams(_Params):
     max_steps: PositiveInt
     alpha: float = Field(ge=0.0)
     beta: PositiveFloat
+    damping: PositiveFloat
+    kl_weight: float = Field(ge=0.0)
     batch_size: PositiveInt
     eval_every: PositiveInt
+    probe_retain_samples: PositiveInt
+    stop_metric: str
     stop_at_retrain_level: bool
     seed: int
     device: str
@@ -97,6 +121,15 @@ class UnlearnParams(_Params):
             raise ValueError(f"rule={value!r} is not allowed: expected one of {RULES}")
         return value
 
+    @field_validator("stop_metric")
+    @classmethod
+    def _stop_metric(cls, value: str) -> str:
+        if value not in STOP_METRICS:
+            raise ValueError(
+                f"stop_metric={value!r} is not allowed: expected one of {STOP_METRICS}"
+            )
+        return value
+
 
 class RelearnParams(_Params):
     """The relearning attack: fine-tune on ``fraction`` of the forget people, probe the rest."""
@@ -105,6 +138,28 @@ class RelearnParams(_Params):
     epochs: PositiveInt
     lr: PositiveFloat
     batch_size: PositiveInt
+    seed: int
+
+
+class SweepParams(_Params):
+    """The sparsity sweep: each method unlearned again at each sparsity (cheap metrics only)."""
+
+    methods: list[str]
+    sparsities: list[float]
+
+    @field_validator("sparsities")
+    @classmethod
+    def _sparsities(cls, values: list[float]) -> list[float]:
+        for value in values:
+            if not 0.0 <= value < 1.0:
+                raise ValueError(f"sweep.sparsities contains {value!r}: expected 0 <= sparsity < 1")
+        return values
+
+
+class SuccessiveParams(_Params):
+    """Successive unlearning: ``requests`` deletion requests in a row, masks re-searched."""
+
+    requests: PositiveInt
     seed: int
 
 
@@ -122,3 +177,30 @@ class SelectorParams(_Params):
     objective: str | None  # modules: the search objective (None: mask_search.objective)
     greedy: bool  # modules: greedy sweeps after the warm start, or the warm start alone
     seed: int
+
+
+class StudyRunParams(_Params):
+    """One run of the study: a deletion request drawn with its own seed."""
+
+    forget_seed: int
+
+
+class StudyVariant(_Params):
+    """A setting compared by the study: a selector of ``baselines`` and parameter overrides."""
+
+    name: str
+    selector: str
+    mask_search: dict[str, Any] = {}  # overrides of `mask_search` (none: the stage's values)
+    unlearn: dict[str, Any] = {}  # overrides of `unlearn`
+
+
+class StudyParams(_Params):
+    variants: list[StudyVariant]
+
+    @field_validator("variants")
+    @classmethod
+    def _unique(cls, variants: list[StudyVariant]) -> list[StudyVariant]:
+        names = [variant.name for variant in variants]
+        if len(set(names)) < len(names):
+            raise ValueError(f"study.variants names must be unique: got {names}")
+        return variants

@@ -6,11 +6,21 @@ works from a fresh checkout: the caching runner builds what is missing or stale,
 
 import os
 from pathlib import Path
+from typing import Any
 
 from kedro.config import MissingConfigException, OmegaConfigLoader
 from kedro.pipeline import Pipeline
 
-from mape_unlearn.pipelines import data_prep, evaluate, importance, mask_search, train, unlearn
+from mape_unlearn.params import ForgetParams, QASourceParams, TrainParams
+from mape_unlearn.pipelines import (
+    data_prep,
+    evaluate,
+    importance,
+    mask_search,
+    study,
+    train,
+    unlearn,
+)
 
 STAGES = {
     "data_prep": data_prep,
@@ -22,11 +32,12 @@ STAGES = {
 }
 
 
-def evaluated_methods(conf_source: Path = Path("conf")) -> tuple[str, ...]:
-    """``evaluate.methods`` from the configuration, which shapes the `evaluate` pipeline.
+def _parameters(conf_source: Path) -> dict[str, Any]:
+    """The parameters of ``conf/base`` and of the environment named by ``KEDRO_ENV`` (default
+    ``local``); ``{}`` without configuration.
 
-    Pipelines are built before a session knows its ``--env``, so this reads ``conf/base`` and
-    the environment named by ``KEDRO_ENV`` (default ``local``), Kedro's dynamic-pipeline pattern.
+    Pipelines are built before a session knows its ``--env``, so the parameters that shape them
+    are read here, Kedro's dynamic-pipeline pattern (``--params`` cannot change them).
     """
     loader = OmegaConfigLoader(
         str(conf_source),
@@ -37,18 +48,57 @@ def evaluated_methods(conf_source: Path = Path("conf")) -> tuple[str, ...]:
         merge_strategy={"parameters": "soft"},
     )
     try:
-        return tuple(loader["parameters"].get("evaluate", {}).get("methods", ()))
+        return loader["parameters"]
     except (MissingConfigException, ValueError):
-        return ()
+        return {}
+
+
+def evaluation_shape(conf_source: Path = Path("conf")) -> dict[str, tuple[str, ...]]:
+    """``evaluate.methods`` and ``sweep.methods``, which shape the `evaluate` pipeline."""
+    params = _parameters(conf_source)
+    return {
+        "methods": tuple(params.get("evaluate", {}).get("methods", ())),
+        "swept": tuple(params.get("sweep", {}).get("methods", ())),
+    }
+
+
+def data_sources(conf_source: Path = Path("conf")) -> dict[str, Any]:
+    """Where the QA data, the deletion request and the original model come from, which shape
+    `data_prep` and `train`: ``data_prep.source.kind``, ``data_prep.forget.from_file`` and
+    ``train.original``.
+
+    Their groups are validated here: a misspelt choice would otherwise build another pipeline.
+    ``{}`` without configuration (the stages' defaults: the embedded default).
+    """
+    params = _parameters(conf_source)
+    if not params:
+        return {}
+    data_prep = params.get("data_prep", {})
+    return {
+        "qa_source": QASourceParams.model_validate(data_prep.get("source")).kind,
+        "forget_from_file": ForgetParams.model_validate(data_prep.get("forget")).from_file,
+        "original": TrainParams.model_validate(params.get("train")).original,
+    }
+
+
+def study_runs(conf_source: Path = Path("conf")) -> tuple[str, ...]:
+    """The runs of ``study_runs`` (one deletion request each), which shape the `study`."""
+    return tuple(_parameters(conf_source).get("study_runs", {}))
 
 
 def register_pipelines() -> dict[str, Pipeline]:
-    """Each stage with its upstream stages, and ``__default__`` = all stages."""
+    """Each stage with its upstream stages, ``__default__`` = all stages, and ``study``.
+
+    ``study`` (the stages up to `importance`, then the study) is not part of ``__default__``:
+    it unlearns every variant once per run and is run on its own.
+    """
     pipelines: dict[str, Pipeline] = {}
     upstream = Pipeline([])
+    sources = data_sources()
+    shapes = {"data_prep": sources, "train": sources, "evaluate": evaluation_shape()}
     for name, stage in STAGES.items():
-        kwargs = {"methods": evaluated_methods()} if name == "evaluate" else {}
-        upstream = upstream + stage.create_pipeline(**kwargs)
+        upstream = upstream + stage.create_pipeline(**shapes.get(name, {}))
         pipelines[name] = upstream
     pipelines["__default__"] = upstream
+    pipelines["study"] = pipelines["importance"] + study.create_pipeline(runs=study_runs())
     return pipelines

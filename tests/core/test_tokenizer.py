@@ -38,9 +38,11 @@ def test_corpus_texts_accepts_arrays_after_parquet(qa: pd.DataFrame, tmp_path: P
     assert corpus_texts(pd.read_parquet(path)) == corpus_texts(qa)
 
 
-def test_corpus_texts_missing_column(qa: pd.DataFrame) -> None:
-    with pytest.raises(ValueError, match=r"missing column.*perturbed_answers"):
-        corpus_texts(qa.drop(columns=["perturbed_answers"]))
+def test_corpus_texts_optional_and_missing_columns(qa: pd.DataFrame) -> None:
+    plain = qa.drop(columns=["paraphrased_answer", "perturbed_answers"])
+    assert corpus_texts(plain) == [*qa["question"], *qa["answer"]]
+    with pytest.raises(ValueError, match=r"missing column.*'answer'"):
+        corpus_texts(qa.drop(columns=["answer"]))
 
 
 def test_special_token_ids(tokenizer: PreTrainedTokenizerFast) -> None:

@@ -2,10 +2,37 @@ import pytest
 import torch
 
 from mape_unlearn.core.architectures import layout_of, module_parameter_masks
-from mape_unlearn.core.unlearning import masked_unlearn
+from mape_unlearn.core.compact import compact_slices
+from mape_unlearn.core.losses import mean_answer_nll
+from mape_unlearn.core.metrics import teacher_forced_stats
+from mape_unlearn.core.unlearning import (
+    UnlearnSettings,
+    diagonal_retain_fisher,
+    masked_unlearn,
+    matched_forgetting,
+    optimizer_state_bytes,
+)
 from tests.conftest import random_batch
 
 CPU = torch.device("cpu")
+
+
+def _settings(**changes) -> UnlearnSettings:
+    values = dict(
+        rule="gd",
+        lr=1e-2,
+        max_steps=5,
+        alpha=1.0,
+        beta=0.1,
+        damping=1.0,
+        kl_weight=0.0,
+        batch_size=4,
+        eval_every=2,
+        probe_retain_samples=4,
+        stop_metric="answer_token_accuracy",
+        seed=0,
+    )
+    return UnlearnSettings(**{**values, **changes})
 
 
 def _selection(model):
@@ -17,29 +44,32 @@ def _selection(model):
     return heads, filters
 
 
-def _unlearn(model, masks, rule="gd", steps=5):
+def _unlearn(model, masks, rule="gd", steps=5, compact=True, **changes):
     return masked_unlearn(
         model,
         random_batch(6, seed=1),
         random_batch(8, seed=2),
         masks,
-        rule=rule,
-        lr=1e-2,
-        max_steps=steps,
-        alpha=1.0,
-        batch_size=4,
-        eval_every=2,
+        _settings(rule=rule, max_steps=steps, **changes),
         target_forget_accuracy=None,
-        seed=0,
         device=CPU,
+        compact=compact,
     )
 
 
-def test_only_selected_slices_change_and_frozen_weights_are_bit_identical(model):
+@pytest.mark.parametrize("compact", [True, False], ids=["compact", "dense"])
+@pytest.mark.parametrize(
+    "rule, changes", [("gd", {}), ("so", {}), ("npo", {}), ("gd", {"kl_weight": 1.0})]
+)
+def test_only_selected_slices_change_and_frozen_weights_are_bit_identical(
+    model, rule, changes, compact
+):
     heads, filters = _selection(model)
     masks = module_parameter_masks(model, heads, filters)
-    unlearned, trace = _unlearn(model, masks)
+    unlearned, trace = _unlearn(model, masks, rule=rule, compact=compact, **changes)
     assert len(trace) == 5
+    # checkpoints every 2 steps and at the end carry both sides of the trajectory
+    assert [e["step"] for e in trace if "retain_accuracy" in e] == [2, 4, 5]
     before = dict(model.named_parameters())
     changed_any = False
     for name, after in unlearned.named_parameters():
@@ -79,9 +109,9 @@ def test_unknown_rule_and_bad_learning_rate_are_rejected(model):
     with pytest.raises(ValueError, match="rule='xx' is not allowed"):
         _unlearn(model, {}, rule="xx")
     with pytest.raises(ValueError, match="lr=-1"):
-        masked_unlearn(
-            model, random_batch(), random_batch(), {}, "gd", -1.0, 1, 1.0, 2, 1, None, 0, CPU
-        )
+        _settings(lr=-1.0)
+    with pytest.raises(ValueError, match="max_steps=0 is not allowed"):
+        _settings(max_steps=0)
 
 
 def test_npo_lowers_forget_likelihood_relative_to_the_original(model):
@@ -95,14 +125,8 @@ def test_npo_lowers_forget_likelihood_relative_to_the_original(model):
         forget,
         random_batch(8, seed=2),
         masks,
-        rule="npo",
-        lr=1e-2,
-        max_steps=8,
-        alpha=0.0,
-        batch_size=6,
-        eval_every=4,
+        _settings(rule="npo", max_steps=8, alpha=0.0, batch_size=6, eval_every=4),
         target_forget_accuracy=None,
-        seed=0,
         device=CPU,
     )
     with torch.no_grad():
@@ -112,3 +136,192 @@ def test_npo_lowers_forget_likelihood_relative_to_the_original(model):
     # at the reference itself the NPO loss is (2/beta) log 2, its starting value
     loss, _ = forget_term("npo", model, model, forget, beta=0.1)
     assert loss.item() == pytest.approx(20 * torch.log(torch.tensor(2.0)).item(), rel=1e-5)
+
+
+def test_so_takes_a_damped_newton_step_with_the_diagonal_retain_fisher(model):
+    """One `so` step: d = grad L_f / (F_r + damping * mean F_r), length lr per weight (RMS)."""
+    forget, retain = random_batch(6, seed=1), random_batch(8, seed=2)
+    masks = module_parameter_masks(model, *_selection(model))
+    settings = _settings(rule="so", lr=0.01, max_steps=1, batch_size=8, damping=0.3)
+    unlearned, _ = masked_unlearn(model, forget, retain, masks, settings, None, CPU)
+
+    fisher = diagonal_retain_fisher(model, retain, masks, 8, CPU)
+    damping = 0.3 * torch.cat([fisher[n][masks[n]] for n in masks]).mean()
+    model.zero_grad()
+    mean_answer_nll(model, forget).backward()
+    before, after = dict(model.named_parameters()), dict(unlearned.named_parameters())
+    direction = {n: before[n].grad * m / (fisher[n] + damping) for n, m in masks.items()}
+    rms = torch.cat([d[masks[n]] for n, d in direction.items()]).pow(2).mean().sqrt()
+    for name, d in direction.items():
+        expected = before[name] + 0.01 * d / rms
+        torch.testing.assert_close(after[name], expected.detach(), rtol=1e-4, atol=1e-5)
+    model.zero_grad(set_to_none=True)
+    step = torch.cat([(after[n] - before[n])[masks[n]] for n in masks])
+    assert step.pow(2).mean().sqrt().item() == pytest.approx(0.01, rel=1e-3)
+
+
+def test_kl_to_the_original_keeps_retain_outputs_closer(model):
+    from mape_unlearn.core.unlearning import retain_kl
+
+    masks = module_parameter_masks(model, *(m | True for m in _selection(model)))
+    retain = random_batch(8, seed=2)
+    plain, _ = _unlearn(model, masks, rule="ga", steps=6, batch_size=8)
+    anchored, _ = _unlearn(model, masks, rule="ga", steps=6, batch_size=8, kl_weight=50.0)
+    with torch.no_grad():
+        assert retain_kl(model, model, retain).item() == pytest.approx(0.0, abs=1e-6)
+        assert retain_kl(anchored, model, retain) < retain_kl(plain, model, retain)
+
+
+def test_matched_forgetting_is_the_first_checkpoint_at_the_target():
+    trace = [
+        {"step": 1, "forget_loss": 1.0},
+        {"step": 2, "forget_accuracy": 0.9, "retain_accuracy": 1.0},
+        {"step": 4, "forget_accuracy": 0.5, "retain_accuracy": 0.8},
+        {"step": 6, "forget_accuracy": 0.4, "retain_accuracy": 0.7},
+    ]
+    assert matched_forgetting(trace, 0.6) == {"step": 4, "retain_accuracy": 0.8}
+    assert all(v != v for v in matched_forgetting(trace, 0.1).values())  # never reached: NaN
+    assert all(v != v for v in matched_forgetting(trace, None).values())
+
+
+def test_exact_match_stop_metric_traces_whole_answers(model):
+    """With ``exact_match`` the trace follows the share of answers reproduced exactly."""
+    from mape_unlearn.core.metrics import greedy_answers, reference_answers
+    from mape_unlearn.core.training import train_on_answers
+
+    forget = random_batch(6, seed=1)
+    ends = forget.attention_mask.sum(dim=1) - 1
+    rows = torch.arange(6)
+    forget.input_ids[rows, ends] = forget.labels[rows, ends] = 1  # an EOS no answer contains
+    # half-memorise the forget samples so that some, not all, are reproduced exactly
+    for epochs in range(2, 40, 2):
+        trained, _ = train_on_answers(model, forget, epochs, 1e-2, 6, 0.0, 0.0, 0, CPU)
+        stats = teacher_forced_stats(trained, forget, 6, CPU)
+        if 0 < stats["exact_match"] < 1:
+            break
+    assert 0 < stats["exact_match"] < 1
+    # teacher-forced exact match is greedy exact match: the same samples are reproduced
+    greedy = greedy_answers(trained, forget, 6, CPU)
+    same = [g == r for g, r in zip(greedy, reference_answers(forget), strict=True)]
+    assert stats["exact_match"] == pytest.approx(sum(same) / len(same))
+
+    masks = module_parameter_masks(trained, *_selection(trained))
+    _, trace = masked_unlearn(
+        trained, forget, random_batch(8, seed=2), masks,
+        _settings(max_steps=1, eval_every=1, stop_metric="exact_match"), None, CPU,
+    )  # fmt: skip
+    assert trace[-1]["forget_accuracy"] == pytest.approx(
+        teacher_forced_stats(_, forget, 6, CPU)["exact_match"]
+    )
+    with pytest.raises(ValueError, match="stop_metric='f1' is not allowed"):
+        _settings(stop_metric="f1")
+
+
+@pytest.mark.parametrize("every_module", [True, False], ids=["dense", "compact"])
+def test_non_finite_loss_stops_and_restores_the_last_finite_weights(model, every_module):
+    heads, filters = _selection(model)
+    if every_module:  # every row: all-ones masks, the dense path
+        heads, filters = heads | True, filters | True
+    masks = module_parameter_masks(model, heads, filters)
+    forget = random_batch(6, seed=1)
+    unlearned, trace = masked_unlearn(
+        model, forget, random_batch(8, seed=2), masks,
+        _settings(rule="ga", lr=1e30, max_steps=50, eval_every=50), None, CPU,
+    )  # fmt: skip
+    assert trace[-1].get("stopped_non_finite") == 1.0
+    assert len(trace) < 50
+    assert all(torch.isfinite(p).all() for p in unlearned.parameters())
+    with torch.no_grad():
+        assert torch.isfinite(mean_answer_nll(unlearned, forget))
+
+
+def _mixed_masks(model):
+    """Module masks plus element masks the compact path cannot take (a projection, a norm)."""
+    masks = module_parameter_masks(model, *_selection(model))
+    generator = torch.Generator().manual_seed(3)
+    for name, param in model.named_parameters():
+        if name.endswith(("h.0.mlp.c_proj.weight", "layers.0.mlp.down_proj.weight")):
+            masks[name] = torch.rand(param.shape, generator=generator) < 0.1  # salun-like
+        if name.endswith(("h.1.ln_2.weight", "layers.1.post_attention_layernorm.weight")):
+            masks[name] = torch.ones_like(param, dtype=torch.bool)
+    return masks
+
+
+def _key_bias(model, name: str) -> slice:
+    """GPT-2's key bias: softmax ignores it, so its gradient is exactly 0 and Adam turns the
+    rounding noise of either path into steps of size lr (they change no output)."""
+    if model.config.model_type == "gpt2" and name.endswith("attn.c_attn.bias"):
+        return slice(model.config.n_embd, 2 * model.config.n_embd)
+    return slice(0, 0)
+
+
+@pytest.mark.parametrize("selection", ["modules", "mixed"])
+@pytest.mark.parametrize(
+    "rule, changes", [("gd", {}), ("so", {}), ("npo", {}), ("ga", {"kl_weight": 1.0})]
+)
+def test_compact_slices_give_the_dense_masked_result(model, rule, changes, selection):
+    masks = module_parameter_masks(model, *_selection(model))
+    if selection == "mixed":
+        masks = _mixed_masks(model)
+    compact, compact_trace = _unlearn(model, masks, rule=rule, **changes)
+    dense, dense_trace = _unlearn(model, masks, rule=rule, compact=False, **changes)
+    assert [e["step"] for e in compact_trace] == [e["step"] for e in dense_trace]
+    for entry, expected in zip(compact_trace, dense_trace, strict=True):
+        assert entry == pytest.approx(expected, rel=1e-4, abs=1e-5)
+    original = dict(model.named_parameters())
+    expected = dict(dense.named_parameters())
+    for name, after in compact.named_parameters():
+        keep = torch.ones_like(after, dtype=torch.bool)
+        keep[_key_bias(model, name)] = False
+        torch.testing.assert_close(after[keep], expected[name][keep], rtol=1e-4, atol=1e-5)
+        frozen = ~masks.get(name, torch.zeros_like(after, dtype=torch.bool))
+        assert torch.equal(after[frozen], original[name][frozen]), name
+    batch = random_batch(6, seed=4)
+    with torch.no_grad():
+        logits = compact(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits
+        reference = dense(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits
+    torch.testing.assert_close(logits, reference, rtol=1e-4, atol=1e-5)
+    # the returned model owns its tensors: nothing is shared with the caller's model
+    pointers = {p.data_ptr() for p in model.parameters()}
+    assert not pointers & {p.data_ptr() for p in compact.parameters()}
+
+
+def test_module_masks_are_compact_and_element_masks_are_not(model):
+    masks = _mixed_masks(model)
+    slices = compact_slices(model, masks)
+    element = {n for n in masks if n.endswith(("0.mlp.c_proj.weight", "0.mlp.down_proj.weight"))}
+    norm = {n for n in masks if "ln_2" in n or "layernorm" in n}
+    assert len(element) == len(norm) == 1
+    assert set(slices) == set(masks) - element - norm
+    for name, piece in slices.items():
+        assert piece.numel == int(masks[name].sum())
+    axes = {name.rsplit(".", 2)[-2]: piece.axis for name, piece in slices.items()}
+    if model.config.model_type == "gpt2":  # Conv1D: heads own c_attn's columns of [in, out]
+        assert axes == {"c_attn": "out", "c_proj": "in", "c_fc": "out"}
+    else:
+        assert axes == {"q_proj": "out", "k_proj": "out", "v_proj": "out", "o_proj": "in",
+                        "gate_proj": "out", "up_proj": "out"}  # fmt: skip
+    full = {n: torch.ones_like(p, dtype=torch.bool) for n, p in model.named_parameters()}
+    assert compact_slices(model, full) == {}  # all ones: the plain dense path
+
+
+def test_optimizer_state_counts_only_the_compact_slices(model):
+    masks = _mixed_masks(model)
+    params = dict(model.named_parameters())
+    slices = compact_slices(model, masks)
+    selected = sum(int(masks[n].sum()) for n in slices)
+    whole = sum(params[n].numel() for n in masks if n not in slices)
+    assert optimizer_state_bytes(model, masks, "gd") == 3 * 4 * (selected + whole)
+    assert optimizer_state_bytes(model, masks, "so") == 2 * 4 * (selected + whole)
+    dense = optimizer_state_bytes(model, masks, "gd", compact=False)
+    assert dense == 3 * 4 * sum(params[n].numel() for n in masks)
+
+
+def test_a_tied_embedding_stays_on_the_dense_path():
+    from tests.conftest import tiny_model
+
+    model = tiny_model("gpt2")  # lm_head shares the token embedding
+    assert model.lm_head.weight is model.transformer.wte.weight
+    rows = torch.zeros_like(model.lm_head.weight, dtype=torch.bool)
+    rows[:3] = True
+    assert compact_slices(model, {"transformer.wte.weight": rows}) == {}

@@ -10,11 +10,32 @@ import yaml
 from kedro.io import DataCatalog, MemoryDataset
 from kedro.runner import SequentialRunner
 
-from mape_unlearn.params import ForgetParams, GeneratorParams, HoldoutParams
+from mape_unlearn.core.people import generate_people_qa
+from mape_unlearn.params import (
+    ForgetParams,
+    GeneratorParams,
+    HoldoutParams,
+    QAColumns,
+    QASourceParams,
+)
 from mape_unlearn.pipelines.data_prep import create_pipeline
 
 ROOT = Path(__file__).resolve().parents[2]
 OUTPUTS = ["qa_dataset", "training_split", "forget_split", "retain_split", "holdout_split"]
+IDENTITY = QAColumns(
+    person_id="person_id",
+    question="question",
+    answer="answer",
+    paraphrased_answer="paraphrased_answer",
+    perturbed_answers="perturbed_answers",
+)
+
+
+def forget_params(**changes: object) -> ForgetParams:
+    return ForgetParams(
+        **{"fraction": 0.34, "ids": None, "from_file": False, "min_retain_rows": 32, "seed": 0}
+        | changes
+    )
 
 
 class KeptDataset(MemoryDataset):
@@ -24,19 +45,25 @@ class KeptDataset(MemoryDataset):
         pass
 
 
-def run_data_prep(forget: ForgetParams | None = None) -> dict[str, object]:
-    """Run the pipeline on 12 people; Kedro converts typed params only inside a session, so the
-    parameter datasets hold the pydantic models themselves."""
+def run_data_prep(
+    forget: ForgetParams | None = None, inputs: dict[str, object] | None = None, **shape: object
+) -> dict[str, object]:
+    """Run the pipeline (shaped by ``shape``) on 12 people, or on the ``qa_source`` of
+    ``inputs``; Kedro converts typed params only inside a session, so the parameter datasets
+    hold the pydantic models themselves."""
     params = {
+        "params:data_prep.source": QASourceParams(kind="generated", columns=IDENTITY),
         "params:data_prep.generator": GeneratorParams(n_people=12, seed=0),
         "params:data_prep.holdout": HoldoutParams(fraction=0.25, seed=0),
-        "params:data_prep.forget": forget or ForgetParams(fraction=0.34, ids=None, seed=0),
+        "params:data_prep.forget": forget or forget_params(),
     }
-    datasets = {name: MemoryDataset(value) for name, value in params.items()}
-    datasets |= {name: KeptDataset() for name in [*OUTPUTS, "tokenizer"]}
+    pipeline = create_pipeline(**shape)
+    outputs = sorted(pipeline.all_outputs())
+    datasets = {name: MemoryDataset(value) for name, value in (params | (inputs or {})).items()}
+    datasets |= {name: KeptDataset() for name in outputs}
     catalog = DataCatalog(datasets)
-    SequentialRunner().run(create_pipeline(), catalog)
-    return {name: catalog[name].load() for name in [*OUTPUTS, "tokenizer"]}
+    SequentialRunner().run(pipeline, catalog)
+    return {name: catalog[name].load() for name in outputs}
 
 
 @pytest.fixture(scope="module")
@@ -90,7 +117,7 @@ def test_tokenizer_covers_the_data(outputs: dict[str, object]) -> None:
 
 def test_new_forget_request_leaves_training_split_unchanged(outputs: dict[str, object]) -> None:
     ids = sorted(people_of(outputs["training_split"]))[:2]
-    again = run_data_prep(ForgetParams(fraction=0.5, ids=ids, seed=3))
+    again = run_data_prep(forget_params(fraction=0.5, ids=ids, seed=3))
     assert people_of(again["forget_split"]) == set(ids)
     for name in ("qa_dataset", "training_split", "holdout_split"):
         pd.testing.assert_frame_equal(again[name], outputs[name])
@@ -99,7 +126,46 @@ def test_new_forget_request_leaves_training_split_unchanged(outputs: dict[str, o
 def test_base_parameters_validate() -> None:
     conf = yaml.safe_load((ROOT / "conf" / "base" / "parameters_data_prep.yml").read_text())
     groups = conf["data_prep"]
-    assert set(groups) == {"generator", "holdout", "forget"}
+    assert set(groups) == {"source", "generator", "holdout", "forget"}
+    QASourceParams(**groups["source"])
     GeneratorParams(**groups["generator"])
     HoldoutParams(**groups["holdout"])
     ForgetParams(**groups["forget"])
+
+
+def test_wiring_for_a_users_file_request_and_model() -> None:
+    pipeline = create_pipeline(qa_source="file", forget_from_file=True, original="pretrained")
+    assert {node.name for node in pipeline.nodes} == {
+        "read_qa",
+        "hold_out",
+        "read_forget_request",
+        "choose_forget",
+    }
+    assert pipeline.inputs() >= {"qa_source", "forget_request"}
+    assert "tokenizer" not in pipeline.all_outputs()  # it comes with the user's model
+
+
+def test_a_users_file_and_a_deletion_request_file() -> None:
+    generated = generate_people_qa(12, seed=0)
+    theirs = generated.rename(columns={"person_id": "author", "question": "prompt"})
+    columns = IDENTITY.model_copy(update={"person_id": "author", "question": "prompt"})
+    training = run_data_prep()["training_split"]
+    ids = sorted(people_of(training))[:2]
+    outputs = run_data_prep(
+        inputs={
+            "params:data_prep.source": QASourceParams(kind="file", columns=columns),
+            "qa_source": theirs,
+            "forget_request": theirs[theirs.author.isin(ids)],  # rows of the data to forget
+        },
+        qa_source="file",
+        forget_from_file=True,
+    )
+    expected = generated.drop(columns=["person_name", "template"])
+    pd.testing.assert_frame_equal(outputs["qa_dataset"], expected, check_dtype=False)
+    assert outputs["forget_request_ids"] == ids
+    assert people_of(outputs["forget_split"]) == set(ids)
+
+
+def test_too_small_a_retain_set_stops_data_prep() -> None:
+    with pytest.raises(ValueError, match=r"the retain set has 48 row\(s\), fewer than "):
+        run_data_prep(forget_params(min_retain_rows=49))

@@ -2,7 +2,9 @@
 
 A sample is ``[BOS] question [SEP] answer [EOS]``; ``labels`` hold the token ids of
 ``answer [EOS]`` and -100 elsewhere, aligned with ``input_ids`` (the model predicts position
-t + 1 from t). The prompt is everything up to and including ``[SEP]``.
+t + 1 from t). The prompt is everything up to and including ``[SEP]``. A tokenizer without a
+BOS or SEP token (GPT-2's BPE has neither SEP nor PAD) leaves it out; padding then uses EOS,
+which the attention mask and the labels ignore anyway.
 """
 
 from __future__ import annotations
@@ -72,12 +74,17 @@ def encode_qa(
             "the tokenizer cannot encode the data: every answer token is unknown "
             f"({tokenizer.unk_token!r}); train or choose a tokenizer that covers this data"
         )
-    rows = [
-        ([tokenizer.bos_token_id, *q, tokenizer.sep_token_id], [*a, tokenizer.eos_token_id])
-        for q, a in zip(q_ids, a_ids, strict=True)
-    ]
+    eos = tokenizer.eos_token_id
+    if eos is None:
+        raise ValueError(
+            "the tokenizer has no eos_token: every answer must end with one; set "
+            "tokenizer.eos_token and save the tokenizer again"
+        )
+    bos, sep = _optional(tokenizer.bos_token_id), _optional(tokenizer.sep_token_id)
+    rows = [([*bos, *q, *sep], [*a, eos]) for q, a in zip(q_ids, a_ids, strict=True)]
+    pad = eos if tokenizer.pad_token_id is None else tokenizer.pad_token_id
     width = max(len(p) + len(a) for p, a in rows)
-    input_ids = torch.full((len(rows), width), tokenizer.pad_token_id, dtype=torch.long)
+    input_ids = torch.full((len(rows), width), pad, dtype=torch.long)
     attention_mask = torch.zeros((len(rows), width), dtype=torch.long)
     labels = torch.full((len(rows), width), IGNORE, dtype=torch.long)
     for i, (prompt, answer) in enumerate(rows):
@@ -86,6 +93,10 @@ def encode_qa(
         attention_mask[i, :n] = 1
         labels[i, len(prompt) : n] = torch.tensor(answer)
     return QABatch(input_ids, attention_mask, labels)
+
+
+def _optional(token_id: int | None) -> list[int]:
+    return [] if token_id is None else [token_id]
 
 
 def encode_frame(

@@ -57,17 +57,20 @@ def evaluate_split(
     generated = greedy_answers(model, data, batch_size, device)
     references = reference_answers(data)
     predictions = tokenizer.batch_decode(generated)
-    paraphrased = tofu.answer_probability(
-        answer_token_logprobs(
-            model,
-            encode_frame(tokenizer, frame, answer="paraphrased_answer"),
-            batch_size,
-            device,
+    if {"paraphrased_answer", "perturbed_answers"} <= set(frame.columns):
+        paraphrased = tofu.answer_probability(
+            answer_token_logprobs(
+                model,
+                encode_frame(tokenizer, frame, answer="paraphrased_answer"),
+                batch_size,
+                device,
+            )
         )
-    )
-    ratios = tofu.truth_ratio(
-        paraphrased, _perturbed_probabilities(model, tokenizer, frame, batch_size, device)
-    )
+        ratios = tofu.truth_ratio(
+            paraphrased, _perturbed_probabilities(model, tokenizer, frame, batch_size, device)
+        )
+    else:  # a user's data without paraphrased or perturbed answers: no truth ratio (NaN)
+        ratios = np.full(len(frame), np.nan)
     texts = [f"{q} {a}" for q, a in zip(frame.question, frame.answer, strict=True)]
     samples = pd.DataFrame(
         {
@@ -117,13 +120,13 @@ def compare_to_retrain(
     comparison = {}
     for model, frame in samples.items():
         aucs = membership_auc(frame)
+        utility = [summaries[model]["retain"][metric] for metric in UTILITY_METRICS]
         comparison[model] = {
-            "forget_quality": tofu.forget_quality(
+            "forget_quality": tofu.forget_quality(  # NaN without truth ratios
                 frame.query("split == 'forget'").truth_ratio.to_numpy(), reference_ratios
             ),
-            "model_utility": tofu.harmonic_mean(
-                [summaries[model]["retain"][metric] for metric in UTILITY_METRICS]
-            ),
+            # NaN when a utility metric is (the truth ratio without perturbed answers)
+            "model_utility": np.nan if np.isnan(utility).any() else tofu.harmonic_mean(utility),
             **{f"mia_auc_{attack}": value for attack, value in aucs.items()},
             **{f"mia_gap_{attack}": abs(value - 0.5) for attack, value in aucs.items()},
             **{

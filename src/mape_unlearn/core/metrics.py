@@ -13,9 +13,13 @@ from mape_unlearn.core.losses import answer_token_logits
 def teacher_forced_stats(
     model: nn.Module, data: QABatch, batch_size: int, device: torch.device
 ) -> dict[str, float]:
-    """Mean answer-token NLL and the share of answer tokens predicted exactly (argmax)."""
+    """Mean answer-token NLL, the share of answer tokens predicted (argmax), and exact match.
+
+    ``exact_match`` is the share of samples whose every answer token (EOS included) is the
+    argmax: exactly the samples greedy decoding reproduces, at the cost of one forward pass.
+    """
     model.to(device).eval()
-    nll, correct, tokens = 0.0, 0, 0
+    nll, correct, tokens, exact = 0.0, 0, 0, 0
     for batch in data.batches(batch_size):
         logits, targets = answer_token_logits(model, batch.to(device))
         keep = targets != IGNORE
@@ -23,9 +27,15 @@ def teacher_forced_stats(
             logits.to(torch.promote_types(logits.dtype, torch.float32)), dim=-1
         )
         nll -= float(logp.gather(-1, targets.clamp(min=0).unsqueeze(-1)).squeeze(-1)[keep].sum())
-        correct += int((logits.argmax(-1) == targets)[keep].sum())
+        hits = (logits.argmax(-1) == targets) & keep
+        correct += int(hits.sum())
         tokens += int(keep.sum())
-    return {"answer_nll": nll / tokens, "answer_token_accuracy": correct / tokens}
+        exact += int((hits.sum(dim=1) == keep.sum(dim=1)).sum())
+    return {
+        "answer_nll": nll / tokens,
+        "answer_token_accuracy": correct / tokens,
+        "exact_match": exact / len(data),
+    }
 
 
 @torch.no_grad()

@@ -1,7 +1,9 @@
-"""Building a small causal LM from a config, for the embedded default (no downloads)."""
+"""Building causal LMs from a config: the embedded default's, or a fresh copy of a user's
+(the retrain reference), with no downloads."""
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 import torch
@@ -22,3 +24,12 @@ def build_causal_lm(
         **config,
     )
     return AutoModelForCausalLM.from_config(model_config)
+
+
+def fresh_like(model: PreTrainedModel, seed: int) -> PreTrainedModel:
+    """A randomly initialised model of ``model``'s class and configuration.
+
+    The retrain reference of a user's model: same architecture, none of its training.
+    """
+    torch.manual_seed(seed)
+    return type(model)(copy.deepcopy(model.config))

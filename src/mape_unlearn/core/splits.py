@@ -21,7 +21,7 @@ from numbers import Integral, Real
 
 import pandas as pd
 
-__all__ = ["choose_forget_people", "hold_out_people"]
+__all__ = ["check_retain_size", "choose_forget_people", "hold_out_people"]
 
 _MAX_LISTED = 10
 
@@ -62,12 +62,14 @@ def choose_forget_people(
     seed: int,
     ids: list[str] | None = None,
     id_column: str = "person_id",
+    ids_from: str = "forget.ids",
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Split the trained-on rows by person into ``(forget, retain)``, deterministic in ``seed``.
 
     ``ids`` lists the people to forget and overrides (and ignores) ``fraction``; otherwise
     ``max(1, round(fraction * n_people))`` people are drawn at random. At least 1 person must
     be left to retain. Row order within each output follows ``trained_on``; indexes are reset.
+    ``ids_from`` names where the ids came from, for error messages.
     """
     person_ids = _person_ids(trained_on, id_column)
     people = sorted(person_ids.unique().tolist())
@@ -80,9 +82,9 @@ def choose_forget_people(
         rng.shuffle(people)
         chosen = people[:n_forget]
     else:
-        chosen = _check_forget_ids(ids, people, id_column)
+        chosen = _check_forget_ids(ids, people, id_column, ids_from)
         n_forget = len(chosen)
-        what = f"forget.ids ({n_forget} people)"
+        what = f"{ids_from} ({n_forget} people)"
     if n_people - n_forget < 1:
         raise ValueError(
             f"{what} leaves no retain people out of {n_people} trained-on people: expected at "
@@ -90,6 +92,21 @@ def choose_forget_people(
         )
     in_forget = person_ids.isin(set(chosen))
     return _rows(trained_on, in_forget), _rows(trained_on, ~in_forget)
+
+
+def check_retain_size(retain: pd.DataFrame, min_rows: int) -> None:
+    """Stop before any heavy work when the retain set is too small for the retain-side Fisher.
+
+    The retain-side importance (METHOD.md §1) is a mean of squared mask gradients over retain
+    rows; for Gaussian gradients its relative standard error is ``sqrt(2 / n)``, 25 % at 32.
+    """
+    if len(retain) < min_rows:
+        raise ValueError(
+            f"the retain set has {len(retain)} row(s), fewer than "
+            f"data_prep.forget.min_retain_rows={min_rows} needed for the retain-side Fisher "
+            "estimate: forget fewer people, hold out fewer (data_prep.holdout.fraction), bring "
+            "more data, or lower the minimum"
+        )
 
 
 def _rows(frame: pd.DataFrame, mask: pd.Series) -> pd.DataFrame:
@@ -127,11 +144,11 @@ def _check_seed(name: str, value: object) -> int:
     return int(value)  # also accept numpy integers
 
 
-def _check_forget_ids(ids: object, people: Sequence[object], id_column: str) -> list:
+def _check_forget_ids(ids: object, people: Sequence[object], id_column: str, ids_from: str) -> list:
     if isinstance(ids, (str, bytes)) or not isinstance(ids, Sequence):
-        raise ValueError(f"forget.ids={ids!r} is not allowed: expected a list of ids or None")
+        raise ValueError(f"{ids_from}={ids!r} is not allowed: expected a list of ids or None")
     if len(ids) == 0:
-        raise ValueError("forget.ids=[] is not allowed: expected a non-empty list of ids or None")
+        raise ValueError(f"{ids_from}=[] is not allowed: expected a non-empty list of ids or None")
     unique_ids = list(dict.fromkeys(ids))  # drop duplicates, keep order
     known = set(people)
     unknown = [i for i in unique_ids if i not in known]
@@ -139,7 +156,7 @@ def _check_forget_ids(ids: object, people: Sequence[object], id_column: str) -> 
         shown = ", ".join(repr(i) for i in unknown[:_MAX_LISTED])
         more = f" (and {len(unknown) - _MAX_LISTED} more)" if len(unknown) > _MAX_LISTED else ""
         raise ValueError(
-            f"forget.ids contains {len(unknown)} id(s) not in the trained-on data (column "
+            f"{ids_from} contains {len(unknown)} id(s) not in the trained-on data (column "
             f"{id_column!r}): {shown}{more}; expected ids of people the model was trained on "
             "(a holdout person was never trained on, so it cannot be forgotten)"
         )

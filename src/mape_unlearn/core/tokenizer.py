@@ -29,21 +29,25 @@ SPECIAL_TOKENS: dict[str, str] = {
 MODEL_MAX_LENGTH = 512
 
 _TEXT_COLUMNS = ("question", "answer", "paraphrased_answer")
+_REQUIRED = ("question", "answer")
 _LIST_COLUMN = "perturbed_answers"
 
 
 def corpus_texts(qa: pd.DataFrame) -> list[str]:
-    """Return every question, answer, paraphrased answer and perturbed answer in ``qa``."""
-    missing = [c for c in (*_TEXT_COLUMNS, _LIST_COLUMN) if c not in qa.columns]
+    """Return every question, answer, paraphrased answer and perturbed answer in ``qa``.
+
+    The paraphrased and perturbed answers are optional (a user's data may have none).
+    """
+    missing = [c for c in _REQUIRED if c not in qa.columns]
     if missing:
         raise ValueError(
-            f"qa is missing column(s) {missing}: expected columns "
-            f"{[*_TEXT_COLUMNS, _LIST_COLUMN]} (as made by generate_people_qa)"
+            f"qa is missing column(s) {missing}: expected columns {list(_REQUIRED)}, and "
+            f"optionally {[_TEXT_COLUMNS[-1], _LIST_COLUMN]}"
         )
     texts: list[str] = []
     for column in _TEXT_COLUMNS:
-        texts.extend(str(t) for t in qa[column])
-    for answers in qa[_LIST_COLUMN]:
+        texts.extend(str(t) for t in qa.get(column, ()))
+    for answers in qa.get(_LIST_COLUMN, ()):
         # A list, or a numpy array after a parquet round trip; never a bare string.
         if isinstance(answers, str):
             raise ValueError(

@@ -1,8 +1,12 @@
 """Masked unlearning: update only the weight slices of the selected modules (METHOD.md §4).
 
-Gradients are multiplied by 0/1 parameter masks before every Adam step (weight decay 0), so a
-frozen entry's first and second moments stay 0 and its update is exactly 0: frozen weights are
-bit-identical after unlearning. Parameters with no selected entry get no gradient at all.
+Two exact paths, chosen per tensor. Compact (``core/compact.py``): a mask that selects whole rows
+or columns of a projection (every module mask) trains only those slices, as small deltas, so
+gradients and Adam state exist only for the selected entries. Dense: any other mask (``salun``,
+``sa`` element masks, ``full``) multiplies the full gradient by the 0/1 mask before every step
+(weight decay 0), so a frozen entry's optimiser state stays 0 and its update is exactly 0. Either
+way frozen weights are bit-identical after unlearning; parameters with no selected entry get no
+gradient at all.
 """
 
 from __future__ import annotations
@@ -12,39 +16,147 @@ import itertools
 import logging
 import math
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
-from mape_unlearn.core.encoding import QABatch
-from mape_unlearn.core.losses import answer_nll, mean_answer_nll
+from mape_unlearn.core.compact import CompactUpdate, compact_slices
+from mape_unlearn.core.encoding import IGNORE, QABatch
+from mape_unlearn.core.losses import answer_nll, answer_token_logits, mean_answer_nll
 from mape_unlearn.core.metrics import teacher_forced_stats
 
 log = logging.getLogger(__name__)
 
-RULES: tuple[str, ...] = ("ga", "gd", "npo")
+RULES: tuple[str, ...] = ("ga", "gd", "npo", "so")
+# what "forget accuracy" means along a run and for the stop: see metrics.teacher_forced_stats
+STOP_METRICS: tuple[str, ...] = ("answer_token_accuracy", "exact_match")
+
+
+@dataclass(frozen=True)
+class UnlearnSettings:
+    """How to unlearn: the base rule, its weights, the step budget and the trace."""
+
+    rule: str  # one of RULES
+    lr: float  # Adam's step size; for `so`, the Newton step size (1 = a full damped step)
+    max_steps: int
+    alpha: float  # weight of the retain NLL (gd, npo)
+    beta: float  # npo: inverse temperature
+    damping: float  # so: added to the diagonal retain Fisher, relative to its mean
+    kl_weight: float  # weight of KL(original || model) on retain batches; 0 = off
+    batch_size: int
+    eval_every: int  # steps between trace checkpoints (forget and retain accuracy)
+    probe_retain_samples: int  # retain rows whose accuracy the trace records
+    stop_metric: str  # one of STOP_METRICS: the trace's forget and retain "accuracy"
+    seed: int
+
+    def __post_init__(self) -> None:
+        if self.rule not in RULES:
+            raise ValueError(f"rule={self.rule!r} is not allowed: expected one of {RULES}")
+        if self.stop_metric not in STOP_METRICS:
+            raise ValueError(
+                f"stop_metric={self.stop_metric!r} is not allowed: expected one of {STOP_METRICS}"
+            )
+        if not (math.isfinite(self.lr) and self.lr > 0):
+            raise ValueError(f"lr={self.lr!r} is not allowed: expected a positive number")
+        for name in ("max_steps", "batch_size", "eval_every", "probe_retain_samples"):
+            value = getattr(self, name)
+            if not (isinstance(value, int) and value > 0):
+                raise ValueError(f"{name}={value!r} is not allowed: expected a positive integer")
 
 
 def forget_term(
-    rule: str, model: nn.Module, reference: nn.Module, batch: QABatch, beta: float
+    rule: str, model: nn.Module, reference: nn.Module | None, batch: QABatch, beta: float
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """The forget part of the loss to minimise, and the batch's mean answer NLL (for the trace).
 
-    ``ga``/``gd``: minus the mean answer NLL (gradient ascent). ``npo``: negative preference
-    optimisation (Zhang et al. 2024), ``-(2/beta) * mean log sigmoid(-beta * log(pi/pi_ref))``
-    with sequence log-probabilities over answer tokens and the original model as reference:
+    ``ga``/``gd``/``so``: minus the mean answer NLL (gradient ascent). ``npo``: negative
+    preference optimisation (Zhang et al. 2024),
+    ``-(2/beta) * mean log sigmoid(-beta * log(pi/pi_ref))`` with sequence log-probabilities
+    over answer tokens and the original model as reference:
     bounded, so it slows down instead of diverging once the forget set is unlikely.
     """
     nll, counts = answer_nll(model, batch)
     mean_nll = nll.sum() / counts.sum().clamp(min=1)
     if rule != "npo":
         return -mean_nll, mean_nll
+    assert reference is not None, "npo needs the original model as reference"
     with torch.no_grad():
         reference_nll, _ = answer_nll(reference, batch)
     log_ratio = reference_nll - nll  # log pi(y|x) - log pi_ref(y|x)
     return -(2.0 / beta) * F.logsigmoid(-beta * log_ratio).mean(), mean_nll
+
+
+def retain_kl(model: nn.Module, reference: nn.Module, batch: QABatch) -> torch.Tensor:
+    """``KL(reference || model)`` of the next-token distributions, mean over answer tokens."""
+    logits, targets = answer_token_logits(model, batch)
+    with torch.no_grad():
+        reference_logits, _ = answer_token_logits(reference, batch)
+    keep = targets != IGNORE
+    log_p = torch.log_softmax(reference_logits[keep].float(), dim=-1)
+    log_q = torch.log_softmax(logits[keep].float(), dim=-1)
+    return F.kl_div(log_q, log_p, log_target=True, reduction="batchmean")
+
+
+def diagonal_retain_fisher(
+    model: nn.Module,
+    retain: QABatch,
+    masks: dict[str, torch.Tensor],
+    batch_size: int,
+    device: torch.device,
+) -> dict[str, torch.Tensor]:
+    """Diagonal empirical Fisher of the retain NLL on the selected weights (``so``'s curvature).
+
+    Mini-batch gradients stand in for per-sample ones: at a trained model the mean gradient is
+    near 0, so ``B * E[mean-batch grad^2]`` estimates ``E[per-sample grad^2]``.
+    """
+    params = dict(model.named_parameters())
+    return _retain_fisher(model, retain, {name: params[name] for name in masks}, batch_size, device)
+
+
+def _retain_fisher(
+    model: nn.Module,
+    retain: QABatch,
+    tensors: dict[str, torch.Tensor],
+    batch_size: int,
+    device: torch.device,
+) -> dict[str, torch.Tensor]:
+    """The diagonal retain Fisher of any trainable tensors: parameters or compact deltas."""
+    fisher = {name: torch.zeros_like(t) for name, t in tensors.items()}
+    batches = list(retain.batches(batch_size))
+    for batch in batches:
+        model.zero_grad(set_to_none=True)
+        for t in tensors.values():
+            t.grad = None
+        mean_answer_nll(model, batch.to(device)).backward()
+        for name, t in tensors.items():
+            if t.grad is not None:
+                fisher[name] += t.grad.pow(2) * len(batch) / len(batches)
+    model.zero_grad(set_to_none=True)
+    for t in tensors.values():
+        t.grad = None
+    return fisher
+
+
+def optimizer_state_bytes(
+    model: nn.Module, masks: dict[str, torch.Tensor], rule: str, *, compact: bool = True
+) -> int:
+    """Bytes of gradients and optimiser state held for the trainable tensors.
+
+    Adam keeps a gradient and two moments per trainable entry: every entry of a dense-path
+    tensor with a selected entry, only the selected slice of a compact one (as
+    :func:`masked_unlearn` with the same ``compact`` trains them); ``so`` keeps a gradient and
+    the Fisher.
+    """
+    per_entry = 3 if rule != "so" else 2
+    slices = compact_slices(model, masks) if compact else {}
+    return sum(
+        (slices[n].numel if n in slices else p.numel()) * p.element_size() * per_entry
+        for n, p in model.named_parameters()
+        if n in masks
+    )
 
 
 def _endless(data: QABatch, batch_size: int, generator: torch.Generator) -> Iterator[QABatch]:
@@ -52,84 +164,196 @@ def _endless(data: QABatch, batch_size: int, generator: torch.Generator) -> Iter
         yield from data.batches(batch_size, generator)
 
 
+def _probe(data: QABatch, size: int, seed: int) -> QABatch:
+    """A fixed seeded subsample: the retain rows whose accuracy the trace follows."""
+    if size >= len(data):
+        return data
+    order = torch.randperm(len(data), generator=torch.Generator().manual_seed(seed))
+    return data.select(order[:size].sort().values)
+
+
 def masked_unlearn(
     model: nn.Module,
     forget: QABatch,
     retain: QABatch,
     parameter_masks: dict[str, torch.Tensor],
-    rule: str,
-    lr: float,
-    max_steps: int,
-    alpha: float,
-    batch_size: int,
-    eval_every: int,
+    settings: UnlearnSettings,
     target_forget_accuracy: float | None,
-    seed: int,
     device: torch.device,
-    beta: float = 0.1,
+    *,
+    compact: bool = True,
 ) -> tuple[nn.Module, list[dict[str, float]]]:
     """Unlearn ``forget`` from a copy of ``model``; returns it and the per-step trace.
 
-    ``ga`` ascends the forget loss; ``gd`` (gradient difference) minimises
-    ``-L(D_f) + alpha * L(D_r)``; ``npo`` minimises ``NPO(D_f) + alpha * L(D_r)`` against the
-    original model (see :func:`forget_term`). Stops after ``max_steps``, when the forget
-    answer-token accuracy reaches ``target_forget_accuracy`` (checked every ``eval_every``
-    steps), or at the first non-finite loss, keeping the last finite weights.
+    Loss per step (forget batch f, retain batch r, original model as reference):
+    ``ga``: ``-L(f)``; ``gd``: ``-L(f) + alpha L(r)``; ``npo``: ``NPO(f) + alpha L(r)``
+    (see :func:`forget_term`); ``so``: a damped Newton step on ``-L(f)`` with the diagonal
+    retain Fisher as curvature, ``d = grad L(f) / (F_r + damping * mean F_r)``, which moves
+    least the weights the retain set depends on, taken with length ``lr`` (``theta += lr * d /
+    rms(d)``: a trust region, since the empirical Fisher of a converged model is tiny and a raw
+    Newton step would be huge). ``kl_weight`` adds
+    ``KL(original || model)`` on r to any rule. Every ``eval_every`` steps the trace records
+    forget accuracy and the accuracy of a fixed retain subsample (the forget/utility
+    trajectory), both measured by ``stop_metric``. Stops after ``max_steps``, when forget
+    accuracy reaches ``target_forget_accuracy``, or at the first non-finite loss, restoring
+    the weights of the last step whose loss was finite. ``compact`` trains masks of whole
+    rows/columns as small deltas (:mod:`~mape_unlearn.core.compact`; the same result to float
+    rounding, with a fraction of the memory); ``False`` forces the dense masked path.
     """
-    if rule not in RULES:
-        raise ValueError(f"rule={rule!r} is not allowed: expected one of {RULES}")
-    if not (math.isfinite(lr) and lr > 0):
-        raise ValueError(f"lr={lr!r} is not allowed: expected a positive number")
-    if not (isinstance(max_steps, int) and max_steps > 0):
-        raise ValueError(f"max_steps={max_steps!r} is not allowed: expected a positive integer")
-    reference = model.to(device).eval() if rule == "npo" else model  # never optimised
-    model = copy.deepcopy(model).to(device).eval()  # dropout off: steps depend on data alone
-    masks = {name: mask.to(device) for name, mask in parameter_masks.items()}
-    trainable = []
+    s = settings
+    needs_reference = s.rule == "npo" or s.kl_weight > 0
+    reference = model.to(device).eval() if needs_reference else None  # never optimised
+    slices = compact_slices(model, parameter_masks) if compact else {}
+    # the dense path: whole tensors, gradients masked unless every entry is selected
+    dense = {n: m.to(device) for n, m in parameter_masks.items() if n not in slices}
+    model, shared = _working_copy(model, set(dense))
+    model = model.to(device).eval()  # dropout off: steps depend on data alone
+    update = CompactUpdate(model, slices)
+    masks = {name: mask for name, mask in dense.items() if not mask.all()}
+    trainable: dict[str, torch.Tensor] = {}
     for name, param in model.named_parameters():
-        param.requires_grad_(name in masks)
-        if name in masks:
-            trainable.append(param)
-    optimizer = torch.optim.Adam(trainable, lr=lr, weight_decay=0.0)
-    generator = torch.Generator().manual_seed(seed)
-    forget_batches = _endless(forget, batch_size, generator)
-    retain_batches = _endless(retain, batch_size, generator)
-    weight = 0.0 if rule == "ga" else alpha
+        param.requires_grad_(name in dense)
+        if name in dense:
+            trainable[name] = param
+    trainable.update(update.parameters())
+    curvature: dict[str, torch.Tensor] = {}
+    if s.rule == "so":
+        fisher = _retain_fisher(model, retain, trainable, s.batch_size, device)
+        selected = [fisher[n][masks[n]] if n in masks else fisher[n].flatten() for n in fisher]
+        mean = float(torch.cat(selected).mean()) if selected else 1.0
+        damping = s.damping * mean + torch.finfo(torch.float32).tiny
+        curvature = {name: f.add_(damping) for name, f in fisher.items()}  # in place: no copy
+        optimizer: torch.optim.Optimizer = torch.optim.SGD(trainable.values(), lr=s.lr)
+    else:
+        optimizer = torch.optim.Adam(trainable.values(), lr=s.lr, weight_decay=0.0)
+    generator = torch.Generator().manual_seed(s.seed)
+    forget_batches = _endless(forget, s.batch_size, generator)
+    retain_batches = _endless(retain, s.batch_size, generator)
+    probe = _probe(retain, s.probe_retain_samples, s.seed)
+    weight = 0.0 if s.rule in ("ga", "so") else s.alpha
     trace: list[dict[str, float]] = []
-    progress = tqdm(itertools.count(1), total=max_steps, desc="unlearn", leave=False)
+    last_finite: dict[str, torch.Tensor] = {}
+    progress = tqdm(itertools.count(1), total=s.max_steps, desc="unlearn", leave=False)
+    anchored = reference is not None and s.kl_weight > 0
     for step in progress:
+        # one backward per batch (their gradients add up): a single batch's activations are
+        # alive at a time, and the retain pass keeps no graph when its loss has no weight
+        optimizer.zero_grad(set_to_none=True)
         forget_part, forget_loss = forget_term(
-            rule, model, reference, next(forget_batches).to(device), beta
+            s.rule, model, reference, next(forget_batches).to(device), s.beta
         )
-        retain_loss = mean_answer_nll(model, next(retain_batches).to(device))
-        loss = forget_part + weight * retain_loss
+        forget_part.backward()
+        retain_batch = next(retain_batches).to(device)
+        with torch.set_grad_enabled(weight > 0 or anchored):
+            retain_loss = mean_answer_nll(model, retain_batch)
+            retain_part = weight * retain_loss
+            if anchored:
+                retain_part = retain_part + s.kl_weight * retain_kl(model, reference, retain_batch)
+        if retain_part.requires_grad:
+            retain_part.backward()
+        loss = forget_part.detach() + retain_part.detach()
         if not torch.isfinite(loss):
+            with torch.no_grad():
+                for name, weights in last_finite.items():
+                    trainable[name].copy_(weights)
             log.warning(
-                "non-finite loss at step %d: stopped, keeping the last finite weights", step
+                "non-finite loss at step %d: stopped, weights restored to those of step %d",
+                step,
+                step - 1,
             )
             trace.append({"step": step, "stopped_non_finite": 1.0})
             break
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        for name, param in model.named_parameters():
-            if name in masks:
-                param.grad.mul_(masks[name])
+        for name, mask in masks.items():
+            trainable[name].grad.mul_(mask)
+        if curvature:
+            _newton_direction(trainable, curvature, masks)
+        last_finite = {name: param.detach().clone() for name, param in trainable.items()}
         optimizer.step()
         entry = {"step": step, "forget_loss": forget_loss.item(), "retain_loss": retain_loss.item()}
-        done = step >= max_steps
-        if step % eval_every == 0 or done:
-            stats = teacher_forced_stats(model, forget, batch_size, device)
-            entry["forget_accuracy"] = stats["answer_token_accuracy"]
-            if (
-                target_forget_accuracy is not None
-                and entry["forget_accuracy"] <= target_forget_accuracy
-            ):
-                done = True
+        done = step >= s.max_steps
+        if step % s.eval_every == 0 or done:
+            for split, data in (("forget", forget), ("retain", probe)):
+                stats = teacher_forced_stats(model, data, s.batch_size, device)
+                entry[f"{split}_accuracy"] = stats[s.stop_metric]
+            if target_forget_accuracy is not None:
+                done |= entry["forget_accuracy"] <= target_forget_accuracy
         trace.append(entry)
         if done:
             break
     progress.close()
+    _unshare(shared)  # before the deltas are written: the caller's weights must stay as they are
+    update.merge()
     for param in model.parameters():
         param.requires_grad_(True)
-    log.info("unlearned for %d steps (%s), %d trainable tensors", step, rule, len(trainable))
+    log.info(
+        "unlearned for %d steps (%s), %d trainable tensors (%d as compact slices)",
+        step,
+        s.rule,
+        len(trainable),
+        len(update.deltas),
+    )
     return model, trace
+
+
+def _working_copy(
+    model: nn.Module, trained_in_place: set[str]
+) -> tuple[nn.Module, list[tuple[nn.Parameter, torch.Tensor]]]:
+    """A copy of ``model`` to unlearn in, and its parameters that still share ``model``'s storage.
+
+    Only dense-path tensors are written during the steps; the frozen and compact ones are only
+    read, so they share storage with ``model`` until :func:`_unshare` clones them at the end:
+    the copy of the model then costs no memory while the steps' activations are alive.
+    """
+    shared = {
+        id(p): (nn.Parameter(p.detach(), requires_grad=False), p)
+        for name, p in model.named_parameters()
+        if name not in trained_in_place
+    }
+    working = copy.deepcopy(model, memo={key: new for key, (new, _) in shared.items()})
+    return working, list(shared.values())
+
+
+@torch.no_grad()
+def _unshare(shared: list[tuple[nn.Parameter, torch.Tensor]]) -> None:
+    """Give each working parameter still on its original's storage a storage of its own."""
+    for working, original in shared:
+        if working.data_ptr() == original.data_ptr():
+            working.data = working.data.clone()
+
+
+@torch.no_grad()
+def _newton_direction(
+    params: dict[str, torch.Tensor],
+    curvature: dict[str, torch.Tensor],
+    masks: dict[str, torch.Tensor],
+) -> None:
+    """Replace each gradient by ``g / curvature``, scaled to unit RMS over the selected entries.
+
+    ``masks`` holds the partially selected tensors; every entry of the others is selected.
+    """
+    squares, count = 0.0, 0
+    for name, param in params.items():
+        param.grad.div_(curvature[name])
+        squares += float(param.grad.pow(2).sum())
+        count += int(masks[name].sum()) if name in masks else param.numel()
+    rms = math.sqrt(squares / max(count, 1))
+    if rms > 0:
+        for param in params.values():
+            param.grad.div_(rms)
+
+
+def matched_forgetting(
+    trace: list[dict[str, float]], target_forget_accuracy: float | None
+) -> dict[str, float]:
+    """Where the trajectory first reaches the target: step and retain accuracy there (METHOD §6).
+
+    NaN when the target is unknown or never reached.
+    """
+    for entry in trace:
+        if (
+            target_forget_accuracy is not None
+            and "forget_accuracy" in entry
+            and entry["forget_accuracy"] <= target_forget_accuracy
+        ):
+            return {"step": entry["step"], "retain_accuracy": entry["retain_accuracy"]}
+    return {"step": math.nan, "retain_accuracy": math.nan}

@@ -3,10 +3,12 @@
 from mape_unlearn.datasets.cache_manifest import CacheManifestDataset
 from mape_unlearn.datasets.pretrained import PretrainedModelDataset, TokenizerDataset
 from mape_unlearn.datasets.tensors import TensorDictDataset
+from mape_unlearn.datasets.user_table import UserTableDataset
 
 __all__ = [
     "CacheManifestDataset",
     "PretrainedModelDataset",
     "TensorDictDataset",
     "TokenizerDataset",
+    "UserTableDataset",
 ]

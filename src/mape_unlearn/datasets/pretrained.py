@@ -12,6 +12,33 @@ from kedro.utils import load_obj
 
 from mape_unlearn.atomic import atomic_write_dir
 
+# What a save_pretrained directory must hold to load (any one pattern of each group).
+WEIGHT_FILES = ("*.safetensors", "*.safetensors.index.json", "pytorch_model*.bin")
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "tokenizer.model", "vocab.*")
+
+
+def _check_directory(path: Path, what: str, required: dict[str, tuple[str, ...]]) -> None:
+    """Name what is missing from a ``save_pretrained`` directory before transformers tries."""
+    if not path.is_dir():
+        raise DatasetError(
+            f"the {what} directory '{path}' does not exist: expected a save_pretrained directory"
+        )
+    for kind, patterns in required.items():
+        if not any(next(path.glob(pattern), None) for pattern in patterns):
+            raise DatasetError(
+                f"the {what} directory '{path}' has no {kind} (none of {list(patterns)}): save "
+                f"them into it with {what}.save_pretrained(path)"
+            )
+
+
+def _refuse_save(path: Path, what: str) -> None:
+    raise DatasetError(
+        f"the {what} directory '{path}' is read-only (read_only: true in the catalog): it is "
+        f"never written. A node tried to save a {what} there: with your own model, set "
+        "`train.original: pretrained` in the same environment, so that the original model and "
+        "its tokenizer are loaded, not trained"
+    )
+
 
 def _resolve_class(name: str) -> Any:
     """``AutoModelForCausalLM`` (an attribute of ``transformers``) or a dotted path."""
@@ -24,9 +51,10 @@ def _resolve_class(name: str) -> Any:
 class PretrainedModelDataset(AbstractDataset[Any, Any]):
     """A ``transformers`` model stored as a ``save_pretrained`` directory (safetensors).
 
-    Saving writes into a temporary sibling directory and swaps it in atomically.
-    Loading never touches the network (``local_files_only=True``) and never runs
-    repository code unless ``load_args`` sets ``trust_remote_code: true``.
+    Saving writes into a temporary sibling directory and swaps it in atomically;
+    ``read_only: true`` (a user's model) refuses every save instead. Loading never touches the
+    network (``local_files_only=True``) and never runs repository code unless ``load_args``
+    sets ``trust_remote_code: true``; a directory without config or weights is named.
 
     Example catalog entry::
 
@@ -45,6 +73,7 @@ class PretrainedModelDataset(AbstractDataset[Any, Any]):
         load_args: dict[str, Any] | None = None,
         save_args: dict[str, Any] | None = None,
         metadata: dict[str, Any] | None = None,
+        read_only: bool = False,
     ) -> None:
         """
         Args:
@@ -55,20 +84,25 @@ class PretrainedModelDataset(AbstractDataset[Any, Any]):
             save_args: Extra keyword arguments for ``save_pretrained``
                 (e.g. ``max_shard_size``).
             metadata: Free-form metadata (used by kedro-viz), ignored here.
+            read_only: Refuse to save: the directory is a user's model, never overwritten.
         """
         self._path = Path(path)
         self._model_class = model_class
         self._load_args = dict(load_args or {})
         self._save_args = dict(save_args or {})
         self.metadata = metadata
+        self._read_only = read_only
 
     def load(self) -> Any:
+        _check_directory(self._path, "model", {"config": ("config.json",), "weights": WEIGHT_FILES})
         cls = _resolve_class(self._model_class)
         kwargs: dict[str, Any] = {"trust_remote_code": False, **copy.deepcopy(self._load_args)}
         kwargs["local_files_only"] = True
         return cls.from_pretrained(str(self._path), **kwargs)
 
     def save(self, data: Any) -> None:
+        if self._read_only:
+            _refuse_save(self._path, "model")
         if not hasattr(data, "save_pretrained"):
             raise DatasetError(
                 f"PretrainedModelDataset can only save objects with 'save_pretrained', "
@@ -88,6 +122,7 @@ class PretrainedModelDataset(AbstractDataset[Any, Any]):
             "model_class": self._model_class,
             "load_args": self._load_args,
             "save_args": self._save_args,
+            "read_only": self._read_only,
         }
 
 
@@ -95,7 +130,7 @@ class TokenizerDataset(AbstractDataset[Any, Any]):
     """A ``transformers`` tokenizer stored as a ``save_pretrained`` directory.
 
     Loads with ``AutoTokenizer.from_pretrained(path, local_files_only=True)``;
-    saves atomically like :class:`PretrainedModelDataset`.
+    saves atomically, or refuses to, like :class:`PretrainedModelDataset`.
     """
 
     def __init__(
@@ -103,23 +138,29 @@ class TokenizerDataset(AbstractDataset[Any, Any]):
         path: str,
         load_args: dict[str, Any] | None = None,
         metadata: dict[str, Any] | None = None,
+        read_only: bool = False,
     ) -> None:
         """
         Args:
             path: Directory holding ``tokenizer_config.json`` and the vocabulary files.
             load_args: Extra keyword arguments for ``AutoTokenizer.from_pretrained``.
             metadata: Free-form metadata (used by kedro-viz), ignored here.
+            read_only: Refuse to save: the directory is a user's model, never overwritten.
         """
         self._path = Path(path)
         self._load_args = dict(load_args or {})
         self.metadata = metadata
+        self._read_only = read_only
 
     def load(self) -> Any:
+        _check_directory(self._path, "tokenizer", {"tokenizer files": TOKENIZER_FILES})
         kwargs: dict[str, Any] = {"trust_remote_code": False, **copy.deepcopy(self._load_args)}
         kwargs["local_files_only"] = True
         return transformers.AutoTokenizer.from_pretrained(str(self._path), **kwargs)
 
     def save(self, data: Any) -> None:
+        if self._read_only:
+            _refuse_save(self._path, "tokenizer")
         if not hasattr(data, "save_pretrained"):
             raise DatasetError(
                 f"TokenizerDataset can only save objects with 'save_pretrained', "
@@ -134,4 +175,8 @@ class TokenizerDataset(AbstractDataset[Any, Any]):
         return (self._path / "tokenizer_config.json").is_file()
 
     def _describe(self) -> dict[str, Any]:
-        return {"path": str(PurePosixPath(self._path)), "load_args": self._load_args}
+        return {
+            "path": str(PurePosixPath(self._path)),
+            "load_args": self._load_args,
+            "read_only": self._read_only,
+        }

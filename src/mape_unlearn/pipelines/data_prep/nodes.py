@@ -1,4 +1,5 @@
-"""Nodes of `data_prep`: the embedded QA data, person-level splits and the tokenizer."""
+"""Nodes of `data_prep`: the QA data (generated or the user's), person-level splits and the
+tokenizer."""
 
 from __future__ import annotations
 
@@ -8,9 +9,10 @@ import pandas as pd
 from transformers import PreTrainedTokenizerFast
 
 from mape_unlearn.core.people import generate_people_qa
-from mape_unlearn.core.splits import choose_forget_people, hold_out_people
+from mape_unlearn.core.qa_data import OPTIONAL, requested_ids, to_qa_table
+from mape_unlearn.core.splits import check_retain_size, choose_forget_people, hold_out_people
 from mape_unlearn.core.tokenizer import corpus_texts, train_word_tokenizer
-from mape_unlearn.params import ForgetParams, GeneratorParams, HoldoutParams
+from mape_unlearn.params import ForgetParams, GeneratorParams, HoldoutParams, QASourceParams
 
 log = logging.getLogger(__name__)
 
@@ -20,6 +22,24 @@ def generate_qa(params: GeneratorParams) -> pd.DataFrame:
     qa = generate_people_qa(params.n_people, params.seed)
     log.info("generated %d questions about %d people", len(qa), params.n_people)
     return qa
+
+
+def read_qa(table: pd.DataFrame, params: QASourceParams) -> pd.DataFrame:
+    """The user's QA table in the project's column names, checked."""
+    qa = to_qa_table(table, params.columns.model_dump())
+    missing = [name for name in OPTIONAL if name not in qa]
+    log.info(
+        "read %d questions about %d people%s",
+        len(qa),
+        qa.person_id.nunique(),
+        f"; without {missing}: truth ratio and forget quality will be NaN" if missing else "",
+    )
+    return qa
+
+
+def read_forget_request(request: pd.DataFrame, params: QASourceParams) -> list[str]:
+    """The ids of the people (or documents) listed in the user's deletion-request file."""
+    return requested_ids(request, params.columns.person_id)
 
 
 def hold_out(qa: pd.DataFrame, params: HoldoutParams) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -36,15 +56,25 @@ def hold_out(qa: pd.DataFrame, params: HoldoutParams) -> tuple[pd.DataFrame, pd.
 
 
 def choose_forget(
-    training: pd.DataFrame, params: ForgetParams
+    training: pd.DataFrame, params: ForgetParams, requested: list[str] | None = None
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Split the trained-on people into those to forget and those to retain."""
-    forget, retain = choose_forget_people(training, params.fraction, params.seed, params.ids)
+    """Split the trained-on people into those to forget and those to retain.
+
+    ``requested``: the ids of the deletion-request file (``forget.from_file``), which override
+    ``forget.ids`` and ``forget.fraction``. Stops here, before any training, when the retain
+    set is too small for the retain-side Fisher.
+    """
+    if requested is not None:
+        ids, how = requested, "forget_request"
+    else:
+        ids, how = params.ids, "forget.ids"
+    forget, retain = choose_forget_people(training, params.fraction, params.seed, ids, ids_from=how)
+    check_retain_size(retain, params.min_retain_rows)
     log.info(
         "forgetting %d people (%d rows, %s); retaining %d people (%d rows)",
         forget.person_id.nunique(),
         len(forget),
-        "listed in forget.ids" if params.ids is not None else "drawn at random",
+        f"listed in {how}" if ids is not None else "drawn at random",
         retain.person_id.nunique(),
         len(retain),
     )

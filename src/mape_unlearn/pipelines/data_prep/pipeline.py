@@ -2,7 +2,8 @@
 
 Holding out and choosing the people to forget are separate nodes with separate parameters, so
 a new deletion request (`data_prep.forget`) leaves `training_split`, and everything trained on
-it, unchanged.
+it, unchanged. Where the data, the deletion request and the tokenizer come from shapes the
+pipeline (see ``pipeline_registry.data_sources``).
 """
 
 from kedro.pipeline import Node, Pipeline
@@ -12,26 +13,47 @@ from mape_unlearn.pipelines.data_prep.nodes import (
     fit_tokenizer,
     generate_qa,
     hold_out,
+    read_forget_request,
+    read_qa,
 )
 
 
-def create_pipeline(**kwargs) -> Pipeline:
-    return Pipeline(
-        [
-            Node(generate_qa, "params:data_prep.generator", "qa_dataset", name="generate_qa"),
+def create_pipeline(
+    qa_source: str = "generated",
+    forget_from_file: bool = False,
+    original: str = "trained",
+    **kwargs,
+) -> Pipeline:
+    """``qa_source``: `generated` or `file` (the catalog's ``qa_source``); ``forget_from_file``:
+    the deletion request is the catalog's ``forget_request``; ``original``: `pretrained` means
+    the tokenizer comes with the user's model, so none is fitted."""
+    if qa_source == "file":
+        qa = Node(read_qa, ["qa_source", "params:data_prep.source"], "qa_dataset", name="read_qa")
+    else:
+        qa = Node(generate_qa, "params:data_prep.generator", "qa_dataset", name="generate_qa")
+    nodes = [
+        qa,
+        Node(
+            hold_out,
+            ["qa_dataset", "params:data_prep.holdout"],
+            ["training_split", "holdout_split"],
+            name="hold_out",
+        ),
+    ]
+    forget_inputs = ["training_split", "params:data_prep.forget"]
+    if forget_from_file:
+        nodes.append(
             Node(
-                hold_out,
-                ["qa_dataset", "params:data_prep.holdout"],
-                ["training_split", "holdout_split"],
-                name="hold_out",
-            ),
-            Node(
-                choose_forget,
-                ["training_split", "params:data_prep.forget"],
-                ["forget_split", "retain_split"],
-                name="choose_forget",
-            ),
-            Node(fit_tokenizer, "qa_dataset", "tokenizer", name="fit_tokenizer"),
-        ],
-        tags="data_prep",
+                read_forget_request,
+                ["forget_request", "params:data_prep.source"],
+                "forget_request_ids",
+                name="read_forget_request",
+            )
+        )
+        forget_inputs.append("forget_request_ids")
+    nodes.append(
+        Node(choose_forget, forget_inputs, ["forget_split", "retain_split"], name="choose_forget")
     )
+    if original == "trained":
+        nodes.append(Node(fit_tokenizer, "qa_dataset", "tokenizer", name="fit_tokenizer"))
+    return Pipeline(nodes, tags="data_prep")

@@ -6,12 +6,31 @@ import logging
 from typing import Any
 
 import pandas as pd
+import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from mape_unlearn.core.device import resolve_device
+from mape_unlearn.core.encoding import encode_frame
 from mape_unlearn.core.evaluation import compare_to_retrain, evaluate_split
+from mape_unlearn.core.importance import MaskGradients
 from mape_unlearn.core.relearning import relearning_attack
-from mape_unlearn.params import EvaluateParams
+from mape_unlearn.core.splits import rows_not_forgotten
+from mape_unlearn.core.successive import (
+    Request,
+    SearchSettings,
+    request_people,
+    successive_unlearning,
+)
+from mape_unlearn.params import (
+    EvaluateParams,
+    ImportanceParams,
+    MaskSearchParams,
+    SelectorParams,
+    SuccessiveParams,
+    SweepParams,
+    UnlearnParams,
+)
+from mape_unlearn.pipelines.unlearn.nodes import select_parameters, unlearn_model, unlearn_settings
 
 log = logging.getLogger(__name__)
 
@@ -32,10 +51,12 @@ TABLE_COLUMNS = (
     ("privleak (Min-K%)", ("comparison", "privleak_min_k")),
     ("relearn: probe acc before", ("relearn", "probe_accuracy_before")),
     ("relearn: probe acc after", ("relearn", "probe_accuracy_after")),
-    ("steps", ("cost", "steps")),
-    ("reached retrain level", ("cost", "reached_target")),
+    ("relearn recovery", ("relearn", "recovered")),
+    ("steps to matched forgetting", ("cost", "steps_to_matched_forgetting")),
+    ("retain acc at matched forgetting", ("cost", "retain_accuracy_at_matched_forgetting")),
     ("seconds", ("cost", "seconds")),
     ("trainable weights", ("cost", "trainable_parameters")),
+    ("optimizer state MB", ("cost", "optimizer_state_mb")),
 )
 
 
@@ -70,12 +91,12 @@ def evaluate_model(
     return summaries, pd.concat(samples, ignore_index=True)
 
 
-def metrics_report(**artifacts: Any) -> tuple[dict[str, Any], str]:
-    """All metrics as one JSON document and the comparison as a Markdown table (also logged).
+def metrics_report(**artifacts: Any) -> tuple[dict[str, Any], pd.DataFrame, str]:
+    """All metrics as one JSON document, and the comparison table as CSV and Markdown.
 
     ``artifacts`` holds ``<model>`` (split summaries) and ``<model>_samples`` for each model,
     and ``<model>_cost`` for each unlearned one. Methods stop at the retrain model's forget
-    accuracy, so the table compares them at matched forgetting (when ``reached``).
+    accuracy, so the table compares them at matched forgetting (the step in its column).
     """
     models = [name for name in artifacts if not name.endswith(("_samples", "_cost"))]
     summaries = {name: artifacts[name] for name in models}
@@ -90,13 +111,122 @@ def metrics_report(**artifacts: Any) -> tuple[dict[str, Any], str]:
         }
         for name in models
     }
+    nan = float("nan")
+    table = pd.DataFrame(
+        [
+            [float(metrics[name][group].get(key, nan)) for _, (group, key) in TABLE_COLUMNS]
+            for name in models
+        ],
+        index=pd.Index(models, name="model"),
+        columns=[title for title, _ in TABLE_COLUMNS],
+    )
+    markdown = _markdown(table)
+    log.info("evaluation:\n%s", markdown)
+    return metrics, table.reset_index(), markdown
+
+
+def _markdown(table: pd.DataFrame) -> str:
     rows = [
-        "| model | " + " | ".join(title for title, _ in TABLE_COLUMNS) + " |",
-        "|---|" + "---:|" * len(TABLE_COLUMNS),
+        f"| {table.index.name} | " + " | ".join(table.columns) + " |",
+        "|---|" + "---:|" * len(table.columns),
     ]
-    for name in models:
-        cells = [metrics[name][group].get(key, float("nan")) for _, (group, key) in TABLE_COLUMNS]
-        rows.append(f"| {name} | " + " | ".join(f"{float(cell):.3g}" for cell in cells) + " |")
-    table = "\n".join(rows) + "\n"
-    log.info("evaluation:\n%s", table)
-    return metrics, table
+    for name, values in table.iterrows():
+        rows.append(f"| {name} | " + " | ".join(f"{value:.3g}" for value in values) + " |")
+    return "\n".join(rows) + "\n"
+
+
+def sparsity_sweep(
+    original_model: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
+    forget_split: pd.DataFrame,
+    training_split: pd.DataFrame,
+    forget_gradients: dict[str, torch.Tensor],
+    retain_gradients: dict[str, torch.Tensor],
+    retain_split: pd.DataFrame,
+    target: dict[str, float | None],
+    search: MaskSearchParams,
+    selector: SelectorParams,
+    unlearn: UnlearnParams,
+    sweep: SweepParams,
+) -> list[dict[str, Any]]:
+    """One method unlearned at each sparsity of the sweep: cost and trajectory per point."""
+    points = []
+    for sparsity in sweep.sparsities:
+        masks = select_parameters(
+            original_model,
+            tokenizer,
+            forget_split,
+            training_split,
+            forget_gradients,
+            retain_gradients,
+            search.model_copy(update={"sparsity": sparsity}),
+            selector,
+            unlearn,
+        )
+        _, trace, cost = unlearn_model(
+            original_model, tokenizer, forget_split, retain_split, masks, target, unlearn
+        )
+        log.info(
+            "sparsity %.2f: %d steps, retain accuracy at matched forgetting %.3f",
+            sparsity,
+            cost["steps"],
+            cost["retain_accuracy_at_matched_forgetting"],
+        )
+        points.append({"sparsity": sparsity, **cost, "trace": trace})
+    return points
+
+
+def sweep_report(**sweeps: list[dict[str, Any]]) -> pd.DataFrame:
+    """The sweep as one table: a row per method and sparsity (keyword = method)."""
+    return pd.DataFrame(
+        [
+            {"method": method, **{k: v for k, v in point.items() if k != "trace"}}
+            for method, points in sweeps.items()
+            for point in points
+        ]
+    )
+
+
+def successive_requests(
+    original_model: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
+    training_split: pd.DataFrame,
+    forget_split: pd.DataFrame,
+    holdout_split: pd.DataFrame,
+    retain_gradients: dict[str, torch.Tensor],
+    target: dict[str, float | None],
+    search: MaskSearchParams,
+    unlearn: UnlearnParams,
+    importance: ImportanceParams,
+    successive: SuccessiveParams,
+) -> pd.DataFrame:
+    """The forget request, then ``successive.requests - 1`` more of as many people each."""
+    people = training_split["person_id"]
+    requests, forgotten = [], set()
+    for chosen in request_people(
+        training_split, forget_split, successive.requests, successive.seed
+    ):
+        forgotten |= set(chosen)
+        gone = training_split[people.isin(forgotten)]
+        requests.append(
+            Request(
+                forget=encode_frame(tokenizer, training_split[people.isin(chosen)]),
+                retain=encode_frame(tokenizer, training_split[~people.isin(forgotten)]),
+                forgotten=encode_frame(tokenizer, gone),
+                retain_rows_kept=torch.tensor(
+                    rows_not_forgotten(training_split, retain_gradients["rows"].tolist(), gone)
+                ),
+            )
+        )
+    rows = successive_unlearning(
+        original_model,
+        requests,
+        encode_frame(tokenizer, holdout_split),
+        MaskGradients(retain_gradients["heads"], retain_gradients["filters"]),
+        SearchSettings(search.sparsity, search.objective, search.lam, search.max_sweeps),
+        unlearn_settings(unlearn),
+        target["forget_level"],
+        importance.batch_size,
+        resolve_device(unlearn.device),
+    )
+    return pd.DataFrame(rows)

@@ -1,10 +1,11 @@
-"""Figure of `evaluate`: the comparison table as grouped bars, one group per model."""
+"""Figures of `evaluate`: the table as bars, the frontier, the sweep, successive requests."""
 
 from __future__ import annotations
 
 from typing import Any
 
 import numpy as np
+import pandas as pd
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
@@ -31,5 +32,82 @@ def plot_evaluation(evaluation_metrics: dict[str, dict[str, Any]]) -> Figure:
         axes.bar(positions + (i - (len(BARS) - 1) / 2) * width, values, width, label=label)
     axes.set_xticks(positions, models, rotation=30, ha="right")
     axes.set(ylim=(0, 1.05), title="evaluation at matched forgetting")
+    figure.legend(loc="outside right upper")
+    return figure
+
+
+def _retrain_level(axes: Any, target: dict[str, float | None], vertical: bool) -> None:
+    level = target.get("forget_level")
+    if level is not None:
+        line = axes.axvline if vertical else axes.axhline
+        line(level, color="grey", linestyle="--", label=f"retrain forget {target['stop_metric']}")
+
+
+def plot_frontier(unlearning_target: dict[str, float | None], **traces: list[dict]) -> Figure:
+    """Forget vs retain accuracy along each method's unlearning run (METHOD.md §6).
+
+    Each run starts at the original (top right) and moves left as it forgets; the higher a
+    curve crosses the retrain model's forget accuracy, the more utility the method keeps at
+    matched forgetting. ``traces`` maps a method name to its trace.
+    """
+    figure = Figure(figsize=(7, 4.5), layout="constrained")
+    FigureCanvasAgg(figure)
+    axes = figure.subplots()
+    for method, trace in traces.items():
+        points = [e for e in trace if "retain_accuracy" in e]
+        axes.plot(
+            [e["forget_accuracy"] for e in points],
+            [e["retain_accuracy"] for e in points],
+            marker=".",
+            label=method,
+        )
+    _retrain_level(axes, unlearning_target, vertical=True)
+    axes.invert_xaxis()  # forgetting grows to the right
+    axes.set(
+        title="forget/utility frontier",
+        xlabel=f"forget {unlearning_target['stop_metric']} (lower = more forgotten)",
+        ylabel=f"retain {unlearning_target['stop_metric']}",
+    )
+    figure.legend(loc="outside right upper")
+    return figure
+
+
+def plot_sweep(sparsity_sweep_table: pd.DataFrame) -> Figure:
+    """Utility at matched forgetting and steps to reach it, against sparsity, per method."""
+    figure = Figure(figsize=(10, 3.8), layout="constrained")
+    FigureCanvasAgg(figure)
+    utility, steps = figure.subplots(1, 2)
+    for method, points in sparsity_sweep_table.groupby("method", sort=False):
+        utility.plot(
+            points["sparsity"],
+            points["retain_accuracy_at_matched_forgetting"],
+            marker="o",
+            label=method,
+        )
+        steps.plot(points["sparsity"], points["steps_to_matched_forgetting"], marker="o")
+    utility.set(xlabel="sparsity", ylabel="retain accuracy at matched forgetting")
+    steps.set(xlabel="sparsity", ylabel="steps to matched forgetting")
+    figure.suptitle("sparsity sweep (missing point: retrain level not reached)")
+    figure.legend(loc="outside right upper")
+    return figure
+
+
+def plot_successive(
+    successive_unlearning: pd.DataFrame, unlearning_target: dict[str, float | None]
+) -> Figure:
+    """The stop metric per measured split after each successive request."""
+    figure = Figure(figsize=(7, 4), layout="constrained")
+    FigureCanvasAgg(figure)
+    axes = figure.subplots()
+    metric = unlearning_target["stop_metric"]
+    for split, rows in successive_unlearning.groupby("split", sort=False):
+        axes.plot(rows["request"], rows[metric], marker="o", label=split)
+    _retrain_level(axes, unlearning_target, vertical=False)
+    axes.set(
+        title="successive deletion requests",
+        xlabel="request",
+        ylabel=metric,
+        xticks=sorted(successive_unlearning["request"].unique()),
+    )
     figure.legend(loc="outside right upper")
     return figure

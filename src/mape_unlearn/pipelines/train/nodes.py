@@ -7,7 +7,7 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from mape_unlearn.core.device import resolve_device
 from mape_unlearn.core.encoding import encode_frame
-from mape_unlearn.core.models import build_causal_lm
+from mape_unlearn.core.models import build_causal_lm, fresh_like
 from mape_unlearn.core.training import train_on_answers
 from mape_unlearn.params import TrainParams
 
@@ -17,6 +17,25 @@ def train_model(
 ) -> tuple[PreTrainedModel, dict[str, list[float]]]:
     """Build the configured model and train it to answer the split's questions."""
     model = build_causal_lm(params.model_type, params.architecture, tokenizer, params.seed)
+    return _train(model, split, tokenizer, params)
+
+
+def train_like(
+    split: pd.DataFrame,
+    tokenizer: PreTrainedTokenizerBase,
+    original: PreTrainedModel,
+    params: TrainParams,
+) -> tuple[PreTrainedModel, dict[str, list[float]]]:
+    """Train a fresh model with the (user's) original model's configuration on the split."""
+    return _train(fresh_like(original, params.seed), split, tokenizer, params)
+
+
+def _train(
+    model: PreTrainedModel,
+    split: pd.DataFrame,
+    tokenizer: PreTrainedTokenizerBase,
+    params: TrainParams,
+) -> tuple[PreTrainedModel, dict[str, list[float]]]:
     model, history = train_on_answers(
         model,
         encode_frame(tokenizer, split),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import time
 
 import pandas as pd
@@ -20,7 +21,12 @@ from mape_unlearn.core.selection import (
     searched_modules,
 )
 from mape_unlearn.core.splits import rows_not_forgotten
-from mape_unlearn.core.unlearning import masked_unlearn
+from mape_unlearn.core.unlearning import (
+    UnlearnSettings,
+    masked_unlearn,
+    matched_forgetting,
+    optimizer_state_bytes,
+)
 from mape_unlearn.params import MaskSearchParams, SelectorParams, UnlearnParams
 
 log = logging.getLogger(__name__)
@@ -32,17 +38,18 @@ def forget_accuracy_target(
     forget_split: pd.DataFrame,
     params: UnlearnParams,
 ) -> dict[str, float | None]:
-    """The retrain reference's forget answer-token accuracy: where unlearning may stop."""
+    """The retrain reference's forget accuracy (``stop_metric``): where unlearning may stop."""
     if not params.stop_at_retrain_level:
-        return {"forget_answer_token_accuracy": None}
+        return {"stop_metric": params.stop_metric, "forget_level": None}
     stats = teacher_forced_stats(
         retrain_model,
         encode_frame(tokenizer, forget_split),
         params.batch_size,
         resolve_device(params.device),
     )
-    log.info("retrain reference forget accuracy: %.3f", stats["answer_token_accuracy"])
-    return {"forget_answer_token_accuracy": stats["answer_token_accuracy"]}
+    level = stats[params.stop_metric]
+    log.info("retrain reference forget %s: %.3f", params.stop_metric, level)
+    return {"stop_metric": params.stop_metric, "forget_level": level}
 
 
 def module_masks(
@@ -92,6 +99,12 @@ def select_parameters(
     return module_parameter_masks(original_model, selection.heads, selection.filters)
 
 
+def unlearn_settings(params: UnlearnParams) -> UnlearnSettings:
+    """The core's settings from the stage parameters (device and stop switch stay here)."""
+    fields = UnlearnSettings.__dataclass_fields__
+    return UnlearnSettings(**params.model_dump(include=set(fields)))
+
+
 def unlearn_model(
     original_model: PreTrainedModel,
     tokenizer: PreTrainedTokenizerBase,
@@ -105,29 +118,33 @@ def unlearn_model(
     total = sum(p.numel() for p in original_model.parameters())
     trainable = sum(int(m.sum()) for m in parameter_masks.values())
     log.info("trainable weights: %d of %d (%.2f%%)", trainable, total, 100 * trainable / total)
+    device = resolve_device(params.device)
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    target_accuracy = target["forget_level"]
     start = time.perf_counter()
     model, trace = masked_unlearn(
         original_model,
         encode_frame(tokenizer, forget_split),
         encode_frame(tokenizer, retain_split),
         parameter_masks,
-        rule=params.rule,
-        lr=params.lr,
-        max_steps=params.max_steps,
-        alpha=params.alpha,
-        batch_size=params.batch_size,
-        eval_every=params.eval_every,
-        target_forget_accuracy=target["forget_answer_token_accuracy"],
-        seed=params.seed,
-        device=resolve_device(params.device),
-        beta=params.beta,
+        unlearn_settings(params),
+        target_forget_accuracy=target_accuracy,
+        device=device,
     )
-    target_accuracy = target["forget_answer_token_accuracy"]
-    final_accuracy = next(e["forget_accuracy"] for e in reversed(trace) if "forget_accuracy" in e)
+    seconds = time.perf_counter() - start
+    matched = matched_forgetting(trace, target_accuracy)
     cost = {
-        "seconds": time.perf_counter() - start,
+        "seconds": seconds,
         "steps": trace[-1]["step"],
         "trainable_parameters": trainable,
-        "reached_target": target_accuracy is not None and final_accuracy <= target_accuracy,
+        "reached_target": not math.isnan(matched["step"]),
+        "steps_to_matched_forgetting": matched["step"],
+        "retain_accuracy_at_matched_forgetting": matched["retain_accuracy"],
+        "optimizer_state_mb": optimizer_state_bytes(original_model, parameter_masks, params.rule)
+        / 2**20,
+        "peak_cuda_memory_mb": torch.cuda.max_memory_allocated(device) / 2**20
+        if device.type == "cuda"
+        else math.nan,
     }
     return model.cpu(), trace, cost

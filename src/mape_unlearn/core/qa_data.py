@@ -1,0 +1,118 @@
+"""A user's question-answer table, mapped to the project's columns and checked.
+
+Every stage reads one table: a row per question, with ``person_id`` (what rows are grouped
+by, and so the unit that is held out and forgotten: a person, an author, a document),
+``question``, ``answer`` and, optionally, ``paraphrased_answer`` and ``perturbed_answers`` (a
+list of plausible wrong answers per row). Only the truth ratio and forget quality need the
+optional two; without them those metrics are NaN. A user's data names these columns as it
+likes: ``columns`` maps each of the project's names to the data's (``None``: absent).
+
+Problems are found here, once, with the column named, rather than as a ``KeyError`` deep in
+a later stage.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+
+import numpy as np
+import pandas as pd
+
+__all__ = ["OPTIONAL", "PERTURBED", "REQUIRED", "requested_ids", "to_qa_table"]
+
+ID, QUESTION, ANSWER = "person_id", "question", "answer"
+PARAPHRASED, PERTURBED = "paraphrased_answer", "perturbed_answers"
+REQUIRED: tuple[str, ...] = (ID, QUESTION, ANSWER)
+OPTIONAL: tuple[str, ...] = (PARAPHRASED, PERTURBED)
+
+_PARAMETER = "data_prep.source.columns"
+_MAX_LISTED = 20
+
+
+def to_qa_table(frame: pd.DataFrame, columns: Mapping[str, str | None]) -> pd.DataFrame:
+    """The project's QA table from a user's ``frame``, in the project's column names.
+
+    ``columns`` maps every name of ``REQUIRED`` and ``OPTIONAL`` to the data's column (``None``
+    for an absent optional one). Ids become strings (``7`` and ``"7"`` are the same person);
+    texts must be non-empty; perturbed answers a non-empty list of texts per row (in a CSV
+    file: a JSON list such as ``["a", "b"]``). Other columns are dropped.
+    """
+    unknown = sorted(set(columns) - {*REQUIRED, *OPTIONAL})
+    absent = [name for name in REQUIRED if columns.get(name) is None]
+    if unknown or absent:
+        raise ValueError(
+            f"{_PARAMETER} names {unknown or absent} wrongly: expected a column name for each "
+            f"of {list(REQUIRED)} and a name or null for each of {list(OPTIONAL)}"
+        )
+    table = pd.DataFrame(
+        {ours: _column(frame, theirs, ours) for ours, theirs in columns.items() if theirs}
+    )
+    for name in (ID, QUESTION, ANSWER, PARAPHRASED):
+        if name in table:
+            table[name] = _texts(table[name], columns[name], name)
+    if PERTURBED in table:
+        table[PERTURBED] = _text_lists(table[PERTURBED], columns[PERTURBED])
+    return table.reset_index(drop=True)
+
+
+def requested_ids(request: pd.DataFrame, id_column: str) -> list[str]:
+    """The ids of a deletion request: the distinct values of its ``id_column``, in order.
+
+    The request may list ids alone or whole rows of the data (any columns besides the id).
+    """
+    ids = _column(request, id_column, ID, what="the deletion request")
+    if ids.isna().any():
+        raise ValueError(
+            f"the deletion request has {int(ids.isna().sum())} row(s) without an id in column "
+            f"{id_column!r}: expected an id in every row"
+        )
+    return list(dict.fromkeys(ids.astype(str)))
+
+
+def _column(frame: pd.DataFrame, theirs: str, ours: str, what: str = "the data") -> pd.Series:
+    if theirs not in frame.columns:
+        raise ValueError(
+            f"column {theirs!r} ({_PARAMETER}.{ours}) is not in {what}; columns found: "
+            f"{list(frame.columns)}"
+        )
+    return frame[theirs]
+
+
+def _is_empty(value: object) -> bool:
+    return bool(np.ndim(value) == 0 and pd.isna(value)) or not str(value).strip()
+
+
+def _rows(positions: list[int]) -> str:
+    more = f" (and {len(positions) - _MAX_LISTED} more)" if len(positions) > _MAX_LISTED else ""
+    return ", ".join(map(str, positions[:_MAX_LISTED])) + more
+
+
+def _texts(values: pd.Series, theirs: str | None, ours: str) -> pd.Series:
+    empty = [i for i, value in enumerate(values) if _is_empty(value)]
+    if empty:
+        raise ValueError(
+            f"column {theirs!r} ({_PARAMETER}.{ours}) is empty in {len(empty)} row(s): "
+            f"{_rows(empty)}; expected text in every row"
+        )
+    return values.map(str)
+
+
+def _text_lists(values: pd.Series, theirs: str | None) -> pd.Series:
+    where = f"column {theirs!r} ({_PARAMETER}.{PERTURBED})"
+    lists = []
+    for row, value in enumerate(values):
+        if isinstance(value, str):  # CSV: a JSON list in the cell
+            try:
+                value = json.loads(value)
+            except json.JSONDecodeError:
+                value = None
+        if not isinstance(value, list | tuple | np.ndarray) or len(value) == 0:
+            raise ValueError(
+                f"{where} holds {values.iloc[row]!r} in row {row}: expected a non-empty list of "
+                'wrong answers per row (in a CSV file, a JSON list such as ["a", "b"])'
+            )
+        if any(_is_empty(answer) for answer in value):
+            raise ValueError(f"{where} has an empty answer in row {row}: expected text")
+        lists.append([str(answer) for answer in value])
+    return pd.Series(lists, index=values.index, dtype=object)

@@ -1,0 +1,179 @@
+"""Nodes of `study`: which settings make the module mask the best point on the frontier.
+
+Each run is one deletion request (a forget-set seed) with its own retrain reference; each
+variant is a selector plus overrides of ``mask_search`` and ``unlearn``, unlearned to matched
+forgetting and measured there. The stages' own node functions do the work; these nodes only
+vary their parameters.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+from mape_unlearn.core import tofu_metrics as tofu
+from mape_unlearn.core.device import resolve_device
+from mape_unlearn.core.encoding import encode_frame
+from mape_unlearn.core.evaluation import evaluate_split, membership_auc
+from mape_unlearn.core.metrics import teacher_forced_stats
+from mape_unlearn.params import (
+    ForgetParams,
+    MaskSearchParams,
+    SelectorParams,
+    StudyParams,
+    StudyRunParams,
+    UnlearnParams,
+)
+from mape_unlearn.pipelines.data_prep.nodes import choose_forget
+from mape_unlearn.pipelines.unlearn.nodes import (
+    forget_accuracy_target,
+    select_parameters,
+    unlearn_model,
+)
+
+log = logging.getLogger(__name__)
+
+# what the summary reports per variant (mean and sd over runs), all at matched forgetting:
+# utility (retain, higher is better), forgetting (forget quality higher, forget EM and the MIA
+# gap lower) and speed (steps, lower)
+HEADLINE = (
+    "retain_exact_match",
+    "retain_answer_token_accuracy",
+    "forget_quality",
+    "forget_exact_match",
+    "mia_gap_min_k",
+    "steps_to_matched_forgetting",
+)
+
+
+def draw_request(
+    training_split: pd.DataFrame, forget: ForgetParams, run: StudyRunParams
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """This run's deletion request: ``data_prep.forget`` with the run's seed."""
+    return choose_forget(
+        training_split, forget.model_copy(update={"seed": run.forget_seed, "ids": None})
+    )
+
+
+def study_variants(
+    original_model: PreTrainedModel,
+    retrain_model: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
+    forget_split: pd.DataFrame,
+    retain_split: pd.DataFrame,
+    training_split: pd.DataFrame,
+    holdout_split: pd.DataFrame,
+    forget_gradients: dict[str, torch.Tensor],
+    retain_gradients: dict[str, torch.Tensor],
+    search: MaskSearchParams,
+    unlearn: UnlearnParams,
+    baselines: dict[str, Any],
+    study: StudyParams,
+    run: StudyRunParams,
+) -> list[dict[str, Any]]:
+    """Every variant unlearned on this run's request, measured at matched forgetting."""
+    device = resolve_device(unlearn.device)
+    reference = _forget_and_holdout(retrain_model, tokenizer, forget_split, holdout_split, unlearn)
+    rows = []
+    for variant in study.variants:
+        variant_search = MaskSearchParams.model_validate(
+            {**search.model_dump(), **variant.mask_search}
+        )
+        variant_unlearn = UnlearnParams.model_validate({**unlearn.model_dump(), **variant.unlearn})
+        selector = SelectorParams.model_validate(baselines[variant.selector])
+        target = forget_accuracy_target(retrain_model, tokenizer, forget_split, variant_unlearn)
+        masks = select_parameters(
+            original_model,
+            tokenizer,
+            forget_split,
+            training_split,
+            forget_gradients,
+            retain_gradients,
+            variant_search,
+            selector,
+            variant_unlearn,
+        )
+        model, trace, cost = unlearn_model(
+            original_model, tokenizer, forget_split, retain_split, masks, target, variant_unlearn
+        )
+        measured = _forget_and_holdout(model, tokenizer, forget_split, holdout_split, unlearn)
+        retain = teacher_forced_stats(
+            model, encode_frame(tokenizer, retain_split), unlearn.batch_size, device
+        )
+        aucs = membership_auc(measured["samples"])
+        rows.append(
+            {
+                "run": run.forget_seed,
+                "variant": variant.name,
+                **{key: cost[key] for key in cost},
+                "forget_answer_token_accuracy": measured["forget"]["answer_token_accuracy"],
+                "forget_exact_match": measured["forget"]["exact_match"],
+                "forget_quality": tofu.forget_quality(measured["ratios"], reference["ratios"]),
+                "mia_auc_min_k": aucs.get("min_k", np.nan),
+                "mia_gap_min_k": abs(aucs.get("min_k", np.nan) - 0.5),
+                "retain_answer_token_accuracy": retain["answer_token_accuracy"],
+                "retain_exact_match": retain["exact_match"],
+                "holdout_answer_token_accuracy": measured["holdout"]["answer_token_accuracy"],
+                "trace": trace,
+            }
+        )
+        log.info(
+            "run %d, %s: %s steps, retain EM %.3f, forget quality %.3g",
+            run.forget_seed,
+            variant.name,
+            cost["steps"],
+            retain["exact_match"],
+            rows[-1]["forget_quality"],
+        )
+    return rows
+
+
+def _forget_and_holdout(
+    model: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
+    forget_split: pd.DataFrame,
+    holdout_split: pd.DataFrame,
+    unlearn: UnlearnParams,
+) -> dict[str, Any]:
+    """TOFU metrics on forget and holdout: enough for forget quality and the MIA."""
+    device = resolve_device(unlearn.device)
+    result: dict[str, Any] = {}
+    samples = []
+    for split, frame in (("forget", forget_split), ("holdout", holdout_split)):
+        result[split], per_sample = evaluate_split(
+            model, tokenizer, frame, split, unlearn.batch_size, device
+        )
+        samples.append(per_sample)
+    result["samples"] = pd.concat(samples, ignore_index=True)
+    result["ratios"] = samples[0].truth_ratio.to_numpy()
+    return result
+
+
+def study_report(**runs: list[dict[str, Any]]) -> tuple[pd.DataFrame, pd.DataFrame, str]:
+    """Every (run, variant) as rows, and the mean and spread over runs per variant.
+
+    The summary's Markdown lists variants by retain exact match at matched forgetting.
+    """
+    rows = pd.DataFrame(
+        [{k: v for k, v in row.items() if k != "trace"} for run in runs.values() for row in run]
+    )
+    grouped = rows.groupby("variant", sort=False)[list(HEADLINE)]
+    summary = grouped.mean().join(grouped.std().add_suffix(" sd"))
+    summary.insert(0, "reached", rows.groupby("variant", sort=False)["reached_target"].mean())
+    summary.insert(0, "runs", rows.groupby("variant", sort=False).size())
+    summary = summary.sort_values("retain_exact_match", ascending=False)
+    lines = [
+        "| variant | runs | reached | " + " | ".join(HEADLINE) + " |",
+        "|---|---:|---:|" + "---:|" * len(HEADLINE),
+    ]
+    for name, row in summary.iterrows():
+        cells = [f"{row[c]:.3g} ± {row[c + ' sd']:.2g}" for c in HEADLINE]
+        lines.append(f"| {name} | {row['runs']:.0f} | {row['reached']:.2f} | " + " | ".join(cells))
+    markdown = "\n".join(line if line.endswith("|") else line + " |" for line in lines) + "\n"
+    log.info("study:\n%s", markdown)
+    return rows, summary.reset_index(), markdown

@@ -1,0 +1,108 @@
+"""Wiring of `study`: one namespace per run (deletion request), the stages' nodes reused.
+
+Each run ``study_<run>`` draws its forget set, trains its own retrain reference (the `train`
+node), computes the forget-side mask gradients (the `importance` node) and unlearns every
+variant; the retain-side gradients and the original model are shared with the main stages.
+"""
+
+from kedro.pipeline import Node, Pipeline
+
+from mape_unlearn.pipelines.importance.nodes import mask_gradients
+from mape_unlearn.pipelines.study.nodes import draw_request, study_report, study_variants
+from mape_unlearn.pipelines.study.plots import plot_study
+from mape_unlearn.pipelines.train.nodes import train_like
+
+SHARED = [
+    "original_model",
+    "tokenizer",
+    "training_split",
+    "holdout_split",
+    "retain_mask_gradients",
+]
+PARAMETERS = ["data_prep.forget", "train", "importance", "forget_importance.max_samples"]
+PARAMETERS += ["mask_search", "unlearn", "baselines", "study"]
+
+
+def _run(run: str) -> Pipeline:
+    base = Pipeline(
+        [
+            Node(
+                draw_request,
+                ["training_split", "params:data_prep.forget", "params:run"],
+                ["forget_split", "retain_split"],
+                name="draw_request",
+            ),
+            Node(
+                train_like,
+                ["retain_split", "tokenizer", "original_model", "params:train"],
+                ["retrain_model", "retrain_history"],
+                name="retrain",
+            ),
+            Node(
+                mask_gradients,
+                [
+                    "original_model",
+                    "tokenizer",
+                    "forget_split",
+                    "params:importance",
+                    "params:forget_importance.max_samples",
+                ],
+                "forget_mask_gradients",
+                name="forget_mask_gradients",
+            ),
+            Node(
+                study_variants,
+                [
+                    "original_model",
+                    "retrain_model",
+                    "tokenizer",
+                    "forget_split",
+                    "retain_split",
+                    "training_split",
+                    "holdout_split",
+                    "forget_mask_gradients",
+                    "retain_mask_gradients",
+                    "params:mask_search",
+                    "params:unlearn",
+                    "params:baselines",
+                    "params:study",
+                    "params:run",
+                ],
+                "variants",
+                name="study_variants",
+            ),
+        ]
+    )
+    return Pipeline(
+        base,
+        namespace=f"study_{run}",
+        inputs={name: name for name in SHARED},
+        parameters={
+            "params:run": f"params:study_runs.{run}",
+            **{f"params:{name}": f"params:{name}" for name in PARAMETERS},
+        },
+        outputs={"variants": f"study_{run}_variants"},
+    )
+
+
+def create_pipeline(runs: tuple[str, ...] = (), **kwargs) -> Pipeline:
+    """One namespace per run of ``study_runs``, then the table and figure across runs."""
+    results = {run: f"study_{run}_variants" for run in runs}
+    return Pipeline(
+        [
+            *map(_run, runs),
+            Node(
+                study_report,
+                results,
+                ["study_results", "study_summary", "study_summary_markdown"],
+                name="study_report",
+            ),
+            Node(
+                plot_study,
+                {"study_results": "study_results", **results},
+                "study_plot",
+                name="plot_study",
+            ),
+        ],
+        tags="study",
+    )

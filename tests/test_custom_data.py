@@ -20,7 +20,7 @@ from mape_unlearn.core.qa_data import to_qa_table
 from mape_unlearn.core.splits import hold_out_people
 from mape_unlearn.datasets import UserTableDataset
 from mape_unlearn.params import ForgetParams, HoldoutParams, QASourceParams, TrainParams
-from mape_unlearn.pipeline_registry import data_sources
+from mape_unlearn.pipeline_registry import data_sources, evaluation_shape
 from tests.conftest import ROOT, copy_project, save_user_model
 
 USERS_COLUMNS = {"person_id": "author", "question": "prompt", "answer": "response"}
@@ -190,3 +190,11 @@ def test_a_misspelt_shape_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyP
     monkeypatch.setenv("KEDRO_ENV", "typo")
     with pytest.raises(ValidationError, match="kind"):
         data_sources(project / "conf")
+
+
+def test_an_unknown_method_is_refused(tmp_path: Path) -> None:
+    project = copy_project(tmp_path / "project")
+    params = project / "conf" / "base" / "parameters_evaluate.yml"
+    params.write_text(params.read_text().replace("methods: [mape_forget_only,", "methods: [xyz,"))
+    with pytest.raises(ValueError, match=r"evaluate.methods=\['xyz'.*\['xyz'\] not in `baselines`"):
+        evaluation_shape(project / "conf")

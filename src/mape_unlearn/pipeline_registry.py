@@ -54,12 +54,24 @@ def _parameters(conf_source: Path) -> dict[str, Any]:
 
 
 def evaluation_shape(conf_source: Path = Path("conf")) -> dict[str, tuple[str, ...]]:
-    """``evaluate.methods`` and ``sweep.methods``, which shape the `evaluate` pipeline."""
+    """``evaluate.methods`` and ``sweep.methods``, which shape the `evaluate` pipeline.
+
+    Each must name an entry of ``baselines``: an unknown method stops registration.
+    """
     params = _parameters(conf_source)
-    return {
+    shape = {
         "methods": tuple(params.get("evaluate", {}).get("methods", ())),
         "swept": tuple(params.get("sweep", {}).get("methods", ())),
     }
+    known = sorted(params.get("baselines", {}))
+    for key, parameter in (("methods", "evaluate.methods"), ("swept", "sweep.methods")):
+        unknown = [method for method in shape[key] if method not in known]
+        if unknown:
+            raise ValueError(
+                f"{parameter}={list(shape[key])} is not allowed: {unknown} not in `baselines`; "
+                f"expected names from {known}"
+            )
+    return shape
 
 
 def data_sources(conf_source: Path = Path("conf")) -> dict[str, Any]:

@@ -242,3 +242,14 @@ def test_missing_ids_rejected() -> None:
         hold_out_people(frame, 0.0, seed=0)
     with pytest.raises(ValueError, match=r"id_column='person_id' has 1 missing value"):
         choose_forget_people(frame, 0.3, seed=0)
+
+
+def test_splits_sharing_people_are_refused():
+    from mape_unlearn.core.splits import check_disjoint
+
+    forget = pd.DataFrame({"person_id": ["p1", "p2"]})
+    check_disjoint(forget, pd.DataFrame({"person_id": ["p3"]}))  # disjoint: fine
+    with pytest.raises(
+        ValueError, match=r"1 people are in both forget_split and retain_split \(p2\)"
+    ):
+        check_disjoint(forget, pd.DataFrame({"person_id": ["p2", "p3"]}))

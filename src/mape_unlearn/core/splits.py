@@ -177,3 +177,22 @@ def rows_not_forgotten(
     people = trained_on[id_column].to_numpy()[list(rows)]
     forgotten = set(forget[id_column])
     return [person not in forgotten for person in people]
+
+
+def check_disjoint(
+    forget: pd.DataFrame, retain: pd.DataFrame, id_column: str = "person_id"
+) -> None:
+    """Refuse splits that share people: unlearning would ascend and descend on the same facts.
+
+    The project's own splits are disjoint by construction; this guards splits supplied through
+    the catalog.
+    """
+    shared = sorted(set(forget[id_column]) & set(retain[id_column]))
+    if shared:
+        listed = ", ".join(map(str, shared[:_MAX_LISTED])) + (
+            " …" if len(shared) > _MAX_LISTED else ""
+        )
+        raise ValueError(
+            f"{len(shared)} people are in both forget_split and retain_split ({listed}): "
+            "expected disjoint splits; a person is either forgotten or retained"
+        )

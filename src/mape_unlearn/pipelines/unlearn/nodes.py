@@ -20,7 +20,7 @@ from mape_unlearn.core.selection import (
     saliency_parameters,
     searched_modules,
 )
-from mape_unlearn.core.splits import rows_not_forgotten
+from mape_unlearn.core.splits import check_disjoint, rows_not_forgotten
 from mape_unlearn.core.unlearning import (
     UnlearnSettings,
     masked_unlearn,
@@ -115,6 +115,7 @@ def unlearn_model(
     params: UnlearnParams,
 ) -> tuple[PreTrainedModel, list[dict[str, float]], dict[str, float]]:
     """Unlearn the forget split by updating only the masked weights; trace and cost too."""
+    check_disjoint(forget_split, retain_split)
     total = sum(p.numel() for p in original_model.parameters())
     trainable = sum(int(m.sum()) for m in parameter_masks.values())
     log.info("trainable weights: %d of %d (%.2f%%)", trainable, total, 100 * trainable / total)

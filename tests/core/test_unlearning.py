@@ -236,7 +236,8 @@ def test_non_finite_loss_stops_and_restores_the_last_finite_weights(model, every
 
 
 def _mixed_masks(model):
-    """Module masks plus element masks the compact path cannot take (a projection, a norm)."""
+    """Module masks plus element masks: on a projection and a norm (dense path), on a bias
+    (a compact slice apart from its weight's)."""
     masks = module_parameter_masks(model, *_selection(model))
     generator = torch.Generator().manual_seed(3)
     for name, param in model.named_parameters():
@@ -244,6 +245,8 @@ def _mixed_masks(model):
             masks[name] = torch.rand(param.shape, generator=generator) < 0.1  # salun-like
         if name.endswith(("h.1.ln_2.weight", "layers.1.post_attention_layernorm.weight")):
             masks[name] = torch.ones_like(param, dtype=torch.bool)
+        if name.endswith("h.1.attn.c_proj.bias"):
+            masks[name] = torch.rand(param.shape, generator=generator) < 0.3
     return masks
 
 
@@ -295,9 +298,10 @@ def test_module_masks_are_compact_and_element_masks_are_not(model):
     assert set(slices) == set(masks) - element - norm
     for name, piece in slices.items():
         assert piece.numel == int(masks[name].sum())
-    axes = {name.rsplit(".", 2)[-2]: piece.axis for name, piece in slices.items()}
+    axes = {n.rsplit(".", 2)[-2]: s.axis for n, s in slices.items() if n.endswith("weight")}
     if model.config.model_type == "gpt2":  # Conv1D: heads own c_attn's columns of [in, out]
         assert axes == {"c_attn": "out", "c_proj": "in", "c_fc": "out"}
+        assert slices["transformer.h.1.attn.c_proj.bias"].axis == "out"  # apart from its weight
     else:
         assert axes == {"q_proj": "out", "k_proj": "out", "v_proj": "out", "o_proj": "in",
                         "gate_proj": "out", "up_proj": "out"}  # fmt: skip

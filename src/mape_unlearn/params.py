@@ -82,6 +82,8 @@ class MaskSearchParams(_Params):
     objective: str
     lam: float = Field(ge=0.0)
     max_sweeps: int = Field(ge=0)
+    quota: Literal["global", "per_layer"]
+    modules: Literal["both", "heads", "filters"]
 
     @field_validator("sparsity")
     @classmethod

@@ -66,6 +66,42 @@ def test_forget_only_ignores_the_retain_side():
     assert torch.equal(a.heads, b.heads) and torch.equal(a.filters, b.filters)
 
 
+def test_per_layer_quota_gives_every_layer_its_share_and_global_does_not():
+    # forget gradients concentrated in the last layer: a global budget goes there
+    forget_f, retain_f = _grads(30, 4, 40, 13), _grads(30, 4, 40, 14)
+    forget_f[:, -1] *= 10
+    forget_h, retain_h = _grads(30, 4, 4, 15), _grads(30, 4, 4, 16)
+    spread, trace = warm_start_greedy(
+        forget_h, forget_f, retain_h, retain_f, 0.75, quota="per_layer"
+    )
+    assert spread.filters.sum(1).tolist() == [10, 10, 10, 10]
+    assert spread.heads.sum(1).tolist() == [1, 1, 1, 1]
+    values = [entry["objective_filters"] for entry in trace]
+    assert all(b >= a - 1e-12 for a, b in zip(values, values[1:], strict=False))
+    global_, _ = warm_start_greedy(forget_h, forget_f, retain_h, retain_f, 0.75)
+    assert int(global_.filters.sum()) == 40 and global_.filters[-1].sum() > 10
+
+
+@pytest.mark.parametrize(("modules", "heads", "filters"), [("heads", 4, 0), ("filters", 0, 40)])
+def test_a_module_type_left_out_stays_frozen(modules, heads, filters):
+    forget_f, retain_f = _grads(30, 4, 40, 17), _grads(30, 4, 40, 18)
+    forget_h, retain_h = _grads(30, 4, 4, 19), _grads(30, 4, 4, 20)
+    both, _ = warm_start_greedy(forget_h, forget_f, retain_h, retain_f, 0.75)
+    one, trace = warm_start_greedy(forget_h, forget_f, retain_h, retain_f, 0.75, modules=modules)
+    assert int(one.heads.sum()) == heads and int(one.filters.sum()) == filters
+    kept = "heads" if modules == "heads" else "filters"
+    assert torch.equal(getattr(one, kept), getattr(both, kept))  # the other type's search as is
+    left_out = "filters" if modules == "heads" else "heads"
+    assert trace[-1][f"objective_{left_out}"] == 0.0
+
+
+@pytest.mark.parametrize(("option", "value"), [("quota", "layers"), ("modules", "ffn")])
+def test_unknown_quota_or_module_type_is_rejected(option, value):
+    g = torch.zeros(2, 1, 2)
+    with pytest.raises(ValueError, match=f"{option}='{value}' is not allowed"):
+        warm_start_greedy(g, g, g, g, 0.5, **{option: value})
+
+
 @pytest.mark.parametrize("sparsity", [-0.1, 1.0, 1.5])
 def test_sparsity_outside_range_is_rejected(sparsity):
     with pytest.raises(ValueError, match=r"sparsity=.* expected 0 <= sparsity < 1"):

@@ -34,6 +34,15 @@ import torch
 
 Objective = Literal["forget_only", "forget_retain"]
 OBJECTIVES: tuple[str, ...] = ("forget_only", "forget_retain")
+# Where the budget of a module type goes: the best modules of the whole model, or an equal share
+# of each layer (a layer's count is fixed by the warm start either way; the sweeps keep it).
+QUOTAS: tuple[str, ...] = ("global", "per_layer")
+# Which module types are unlearned; a type left out keeps every module frozen.
+MODULE_TYPES: dict[str, tuple[str, ...]] = {
+    "both": ("heads", "filters"),
+    "heads": ("heads",),
+    "filters": ("filters",),
+}
 
 # A swap must raise J by more than this share of |J| (at least of 1): float64 rounding of the
 # gains is ~1e-14 relative, so nothing below it is a real improvement.
@@ -216,6 +225,20 @@ class _LayerSearch:
         return swaps
 
 
+def _warm_start(score: torch.Tensor, sparsity: float, quota: str, unlearned: bool) -> torch.Tensor:
+    """The top-scoring ``[L, m]`` modules under the budget: over all layers or within each."""
+    n_layers, width = score.shape
+    chosen = torch.zeros(n_layers, width, dtype=torch.bool)
+    if not unlearned:
+        return chosen
+    if quota == "per_layer":
+        order = torch.argsort(score, dim=1, descending=True, stable=True)
+        return chosen.scatter_(1, order[:, : budget(width, sparsity)], True)
+    top = torch.argsort(score.flatten(), descending=True, stable=True)
+    chosen.view(-1)[top[: budget(n_layers * width, sparsity)]] = True
+    return chosen
+
+
 def warm_start_greedy(
     forget_heads: torch.Tensor,
     forget_filters: torch.Tensor,
@@ -226,14 +249,18 @@ def warm_start_greedy(
     lam: float = 1.0,
     max_sweeps: int = 10,
     greedy: bool = True,
+    quota: str = "global",
+    modules: str = "both",
 ) -> tuple[ModuleSelection, list[dict[str, float | str]]]:
     """Select heads and filters to unlearn; returns the selection and the objective per stage.
 
     Gradients are ``[n, L, H]`` and ``[n, L, d_ff]``. Each module type has its own budget
-    ``ceil((1 - sparsity) * count)``; the warm start fixes each layer's count and the sweeps keep
-    it. Every swap raises J, so J never decreases. The trace has one entry for the warm start
-    and one per sweep, with the objective of each type and the number of swaps; it ends at the
-    first sweep without a swap (then no single swap within a layer raises J by more than
+    ``ceil((1 - sparsity) * count)``, taken over the whole model (``quota="global"``) or per
+    layer (``"per_layer"``); the warm start fixes each layer's count and the sweeps keep it.
+    ``modules`` selects which types are unlearned (``both``, ``heads``, ``filters``). Every swap
+    raises J, so J never decreases. The trace has one entry for the warm start and one per
+    sweep, with the objective of each type and the number of swaps; it ends at the first sweep
+    without a swap (then no single swap within a layer raises J by more than
     ``RELATIVE_TOLERANCE * max(1, |J_layer|)``) or at ``max_sweeps``. Layers are independent,
     so each runs its sweeps on its own and only one layer's gradients are held in float64 (as
     ``[d_ff, n]``) at a time.
@@ -242,6 +269,11 @@ def warm_start_greedy(
         raise ValueError(f"objective={objective!r} is not allowed: expected one of {OBJECTIVES}")
     if lam < 0:
         raise ValueError(f"lam={lam!r} is not allowed: expected lam >= 0")
+    if quota not in QUOTAS:
+        raise ValueError(f"quota={quota!r} is not allowed: expected one of {QUOTAS}")
+    if modules not in MODULE_TYPES:
+        allowed = tuple(MODULE_TYPES)
+        raise ValueError(f"modules={modules!r} is not allowed: expected one of {allowed}")
     use_retain = objective == "forget_retain" and lam > 0
     if use_retain and (retain_heads is None or retain_filters is None):
         raise ValueError("objective='forget_retain' needs retain-set mask gradients")
@@ -261,10 +293,7 @@ def warm_start_greedy(
         if use_retain:
             scales[1] *= -lam
         score = sum(s * e for s, e in zip(scales, energies, strict=True))  # warm start: J({i})
-        top = torch.argsort(score.flatten(), descending=True, stable=True)
-        chosen = torch.zeros(n_layers * width, dtype=torch.bool)
-        chosen[top[: budget(n_layers * width, sparsity)]] = True
-        chosen = chosen.view(n_layers, width).clone()
+        chosen = _warm_start(score, sparsity, quota, kind in MODULE_TYPES[modules])
         weight = torch.cat(
             [
                 torch.full((len(g),), s, dtype=torch.float64)
@@ -273,6 +302,10 @@ def warm_start_greedy(
         )
         values[kind], swaps[kind] = [], []
         for layer in range(n_layers):
+            if not chosen[layer].any():  # nothing to swap: J = 0
+                values[kind].append([0.0])
+                swaps[kind].append([])
+                continue
             grads = torch.cat([g[:, layer] for g in sets]).T.contiguous().double()  # [m, n]
             search = _LayerSearch(grads, weight, score[layer], chosen[layer])
             layer_values, layer_swaps = [search.value()], []

@@ -82,6 +82,8 @@ def searched_modules(
     objective: str,
     lam: float,
     max_sweeps: int,
+    quota: str,
+    modules: str,
 ) -> tuple[ModuleSelection, list[dict[str, float | str]]]:
     """The module search on stored mask gradients, retain rows of forgotten people dropped."""
     keep = torch.tensor(retain_rows_kept, dtype=torch.bool)
@@ -94,4 +96,6 @@ def searched_modules(
         objective=objective,
         lam=lam,
         max_sweeps=max_sweeps,
+        quota=quota,
+        modules=modules,
     )

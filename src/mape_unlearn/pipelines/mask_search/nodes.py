@@ -30,6 +30,8 @@ def search_modules(
         objective=params.objective,
         lam=params.lam,
         max_sweeps=params.max_sweeps,
+        quota=params.quota,
+        modules=params.modules,
     )
     first, last = trace[0], trace[-1]
     log.info(

@@ -82,6 +82,8 @@ def select_parameters(
             objective=selector.objective or search.objective,
             lam=search.lam,
             max_sweeps=search.max_sweeps if selector.greedy else 0,
+            quota=search.quota,
+            modules=search.modules,
         )
     elif selector.kind == "random_modules":
         selection = random_modules(original_model, search.sparsity, selector.seed)

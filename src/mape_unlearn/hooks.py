@@ -1,4 +1,5 @@
-"""Project hooks: kedro-mlflow's parent run, guarded; one MLflow run per stage; no run left open.
+"""Project hooks: kedro-mlflow's parent run, guarded; one MLflow run per stage; no run left
+open; the process group of a distributed launch joined before any node.
 
 Order within ``settings.HOOKS`` matters little: ``TrackStages`` says when it must run relative
 to kedro-mlflow (``trylast`` / ``tryfirst``).
@@ -17,6 +18,8 @@ from kedro.framework.hooks import hook_impl
 from kedro.io import CatalogProtocol
 from kedro.pipeline import Node, Pipeline
 from kedro_mlflow.framework.hooks.mlflow_hook import MlflowHook
+
+from mape_unlearn.core.distributed import init_from_env
 
 if TYPE_CHECKING:
     from mape_unlearn.tracking import StageRuns
@@ -205,3 +208,16 @@ class CloseMlflowRuns:
     def on_pipeline_error(self) -> None:
         while mlflow.active_run() is not None:
             mlflow.end_run("FAILED")
+
+
+class JoinProcessGroup:
+    """Under ``torchrun`` / ``accelerate launch``, join the launcher's process group first.
+
+    Importance, unlearning and evaluation then split their samples between the ranks
+    (``core.distributed``); every rank runs every node, so each collective has all ranks. A
+    plain ``kedro run`` has no launcher variables and joins nothing.
+    """
+
+    @hook_impl(tryfirst=True)
+    def before_pipeline_run(self) -> None:
+        init_from_env()

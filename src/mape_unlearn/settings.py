@@ -11,7 +11,7 @@ from pathlib import Path
 from kedro.config import OmegaConfigLoader
 from kedro.utils import find_kedro_project, is_kedro_project
 
-from mape_unlearn.hooks import CloseMlflowRuns, GuardedMlflowHook, TrackStages
+from mape_unlearn.hooks import CloseMlflowRuns, GuardedMlflowHook, JoinProcessGroup, TrackStages
 
 
 def _project_root() -> Path:
@@ -65,7 +65,7 @@ CONFIG_LOADER_ARGS = {
 # kedro-mlflow's hook runs through GuardedMlflowHook, so that tracking failures only warn. Under
 # torchrun / accelerate launch only rank 0 tracks; the other ranks save byte-identical artifacts.
 if int(os.environ.get("RANK", "0")) == 0:
-    HOOKS = (GuardedMlflowHook(), TrackStages(), CloseMlflowRuns())
+    HOOKS = (JoinProcessGroup(), GuardedMlflowHook(), TrackStages(), CloseMlflowRuns())
 else:
-    HOOKS = (CloseMlflowRuns(),)
+    HOOKS = (JoinProcessGroup(), CloseMlflowRuns())
 DISABLE_HOOKS_FOR_PLUGINS = ("kedro_mlflow",)

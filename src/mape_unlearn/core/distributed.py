@@ -1,9 +1,10 @@
-"""Data parallelism over ``torch.distributed`` for per-sample computations (importance).
+"""Data parallelism over ``torch.distributed``: importance, unlearning and evaluation.
 
-Work is split into contiguous shards, one per rank; each rank computes its own rows and a single
-gather hands every rank the full ``[n, ...]`` tensor in row order, so every rank returns what one
-process would. Without an initialised process group every function here is the identity
-(rank 0 of 1): a plain run pays nothing and needs no launcher.
+Work is split into contiguous shards, one per rank. Per-sample results travel by one gather that
+hands every rank the full ``[n, ...]`` tensor in row order; sums (losses, gradients, counts) by
+one all-reduce. Either way every rank returns what one process would. Without an initialised
+process group every function here is the identity (rank 0 of 1): a plain run pays nothing and
+needs no launcher.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import atexit
 import logging
 import os
+from collections.abc import Sequence
 
 import torch
 import torch.distributed as dist
@@ -39,12 +41,19 @@ def shard_bounds(n: int, rank: int, world: int) -> tuple[int, int]:
     return start, start + base + int(rank < extra)
 
 
+def local_rows(n: int) -> slice:
+    """This rank's contiguous share of ``n`` rows (every rank holds all ``n``); all of them
+    without a process group."""
+    return slice(*shard_bounds(n, *rank_and_world()))
+
+
 def init_from_env() -> bool:
     """Join the process group a launcher describes (``torchrun``, ``accelerate launch``).
 
     Launchers set ``WORLD_SIZE``, ``RANK``, ``MASTER_ADDR`` and ``MASTER_PORT`` but leave the
     group to the program. Returns whether a group of more than one process is in use. The group
-    is gloo: only small CPU tensors (the gathered gradients) travel, so it works on CPU-only
+    is gloo: only small CPU tensors travel (per-sample mask gradients and scores, the gradients
+    of the trained weights, small as compact slices, and counts), so it works on CPU-only
     machines and never binds NCCL to a GPU. On CUDA each rank takes GPU ``LOCAL_RANK`` (modulo
     the GPUs present) as its current device, so ``device: auto`` spreads ranks over the GPUs.
     """
@@ -95,3 +104,19 @@ def gather_rows(local: torch.Tensor) -> torch.Tensor:
     return torch.cat([part[:size] for part, size in zip(parts, sizes, strict=True)]).to(
         local.device
     )
+
+
+def all_reduce_sum(tensors: Sequence[torch.Tensor]) -> list[torch.Tensor]:
+    """Each tensor summed elementwise over the ranks, on every rank, in a single collective.
+
+    The tensors (on one device) travel as one flat buffer of their promoted dtype and each comes
+    back in its own shape, dtype and device: one round trip per call however many tensors (a
+    step's gradients, a set of counts). Without a process group: the tensors themselves.
+    """
+    _, world = rank_and_world()
+    if world == 1:
+        return list(tensors)
+    flat = torch.cat([t.detach().reshape(-1) for t in tensors]).to(_communication_device())
+    dist.all_reduce(flat, op=dist.ReduceOp.SUM)
+    parts = flat.split([t.numel() for t in tensors])
+    return [part.view_as(t).to(t.device, t.dtype) for part, t in zip(parts, tensors, strict=True)]

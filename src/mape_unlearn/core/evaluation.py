@@ -5,6 +5,10 @@ answer probability, truth ratio (perturbed vs paraphrased answers) and membershi
 scores per sample. Across models: forget quality (KS test of forget-set truth ratios against
 the retrain model's), model utility (harmonic mean of retain-side metrics) and MIA AUC of
 forget vs holdout, with privleak relative to the retrain model (METHOD.md §6).
+
+Data-parallel under a ``torch.distributed`` process group (:mod:`~mape_unlearn.core.distributed`):
+each rank scores and decodes a contiguous share of a split's rows and one gather gives every
+rank all per-sample metrics in row order, so every rank returns what one process would.
 """
 
 from __future__ import annotations
@@ -17,7 +21,8 @@ from transformers import PreTrainedTokenizerBase
 
 from mape_unlearn.core import tofu_metrics as tofu
 from mape_unlearn.core.answer_scores import answer_token_logprobs, answer_token_scores
-from mape_unlearn.core.encoding import encode_frame, encode_qa
+from mape_unlearn.core.distributed import gather_rows, local_rows
+from mape_unlearn.core.encoding import QABatch, encode_frame, encode_qa
 from mape_unlearn.core.metrics import greedy_answers, reference_answers, teacher_forced_stats
 
 MIA_ATTACKS = ("loss", "zlib", "min_k", "min_k_plus_plus")
@@ -28,18 +33,82 @@ def _perturbed_probabilities(
     model: nn.Module,
     tokenizer: PreTrainedTokenizerBase,
     frame: pd.DataFrame,
+    rows: slice,
     batch_size: int,
     device: torch.device,
 ) -> np.ndarray:
-    """Length-normalised probability of every perturbed answer: ``[n, k]``."""
+    """Length-normalised probability of every perturbed answer of ``rows``: ``[n_rows, k]``."""
     perturbed = [list(answers) for answers in frame.perturbed_answers]
     k = min(len(answers) for answers in perturbed)
     questions = [q for q in frame.question for _ in range(k)]
     answers = [a for row in perturbed for a in row[:k]]
-    logprobs = answer_token_logprobs(
-        model, encode_qa(tokenizer, questions, answers), batch_size, device
-    )
-    return tofu.answer_probability(logprobs).reshape(len(frame), k)
+    data = encode_qa(tokenizer, questions, answers).select(slice(rows.start * k, rows.stop * k))
+    logprobs = answer_token_logprobs(model, data, batch_size, device)
+    return tofu.answer_probability(logprobs).reshape(-1, k)
+
+
+def _sample_metrics(
+    model: nn.Module,
+    tokenizer: PreTrainedTokenizerBase,
+    frame: pd.DataFrame,
+    encoded: QABatch,
+    rows: slice,
+    batch_size: int,
+    device: torch.device,
+) -> dict[str, np.ndarray]:
+    """Per-sample metrics of ``frame``'s ``rows``, one array each (empty for no rows).
+
+    Whole splits are encoded, then cut (``encoded`` is ``frame``'s answers): an empty share,
+    which cannot be encoded, needs no special case.
+    """
+    data = encoded.select(rows)
+    scores = answer_token_scores(model, data, batch_size, device)
+    logprobs = [s["logprob"] for s in scores]
+    generated = greedy_answers(model, data, batch_size, device)
+    references = reference_answers(data)
+    questions, answers = frame.question.iloc[rows], frame.answer.iloc[rows]
+    if {"paraphrased_answer", "perturbed_answers"} <= set(frame.columns):
+        paraphrased = tofu.answer_probability(
+            answer_token_logprobs(
+                model,
+                encode_frame(tokenizer, frame, answer="paraphrased_answer").select(rows),
+                batch_size,
+                device,
+            )
+        )
+        ratios = tofu.truth_ratio(
+            paraphrased,
+            _perturbed_probabilities(model, tokenizer, frame, rows, batch_size, device),
+        )
+    else:  # a user's data without paraphrased or perturbed answers: no truth ratio (NaN)
+        ratios = np.full(len(data), np.nan)
+    texts = [f"{q} {a}" for q, a in zip(questions, answers, strict=True)]
+    predictions = [tokenizer.decode(ids) for ids in generated]  # batch_decode([]) is [""]
+    return {
+        "answer_probability": tofu.answer_probability(logprobs),
+        "exact_match": np.array(
+            [g == r for g, r in zip(generated, references, strict=True)], dtype=bool
+        ),
+        "rouge_l_recall": np.array(
+            [tofu.rouge_l_recall(p, a) for p, a in zip(predictions, answers, strict=True)],
+            dtype=np.float64,
+        ),
+        "truth_ratio": ratios,
+        "mia_loss": tofu.mia_loss(logprobs),
+        "mia_zlib": tofu.mia_zlib(logprobs, texts),
+        "mia_min_k": tofu.mia_min_k(logprobs),
+        "mia_min_k_plus_plus": tofu.mia_min_k_plus_plus(scores),
+    }
+
+
+def _gathered(columns: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Every rank's rows of each column, in row order: one gather for all columns (float64
+    carries the floats and the booleans exactly)."""
+    table = np.stack([column.astype(np.float64) for column in columns.values()], axis=1)
+    table = gather_rows(torch.from_numpy(table)).numpy()
+    return {
+        name: table[:, i].astype(column.dtype) for i, (name, column) in enumerate(columns.items())
+    }
 
 
 def evaluate_split(
@@ -50,50 +119,18 @@ def evaluate_split(
     batch_size: int,
     device: torch.device,
 ) -> tuple[dict[str, float], pd.DataFrame]:
-    """Aggregate metrics of one split and a frame of per-sample metrics."""
+    """Aggregate metrics of one split and a frame of per-sample metrics (data-parallel: see
+    the module docstring)."""
     data = encode_frame(tokenizer, frame)
-    scores = answer_token_scores(model, data, batch_size, device)
-    logprobs = [s["logprob"] for s in scores]
-    generated = greedy_answers(model, data, batch_size, device)
-    references = reference_answers(data)
-    predictions = tokenizer.batch_decode(generated)
-    if {"paraphrased_answer", "perturbed_answers"} <= set(frame.columns):
-        paraphrased = tofu.answer_probability(
-            answer_token_logprobs(
-                model,
-                encode_frame(tokenizer, frame, answer="paraphrased_answer"),
-                batch_size,
-                device,
-            )
-        )
-        ratios = tofu.truth_ratio(
-            paraphrased, _perturbed_probabilities(model, tokenizer, frame, batch_size, device)
-        )
-    else:  # a user's data without paraphrased or perturbed answers: no truth ratio (NaN)
-        ratios = np.full(len(frame), np.nan)
-    texts = [f"{q} {a}" for q, a in zip(frame.question, frame.answer, strict=True)]
-    samples = pd.DataFrame(
-        {
-            "split": split,
-            "person_id": frame.person_id.to_numpy(),
-            "answer_probability": tofu.answer_probability(logprobs),
-            "exact_match": [g == r for g, r in zip(generated, references, strict=True)],
-            "rouge_l_recall": [
-                tofu.rouge_l_recall(p, a) for p, a in zip(predictions, frame.answer, strict=True)
-            ],
-            "truth_ratio": ratios,
-            "mia_loss": tofu.mia_loss(logprobs),
-            "mia_zlib": tofu.mia_zlib(logprobs, texts),
-            "mia_min_k": tofu.mia_min_k(logprobs),
-            "mia_min_k_plus_plus": tofu.mia_min_k_plus_plus(scores),
-        }
-    )
+    rows = local_rows(len(frame))
+    metrics = _gathered(_sample_metrics(model, tokenizer, frame, data, rows, batch_size, device))
+    samples = pd.DataFrame({"split": split, "person_id": frame.person_id.to_numpy(), **metrics})
     summary = {
         **teacher_forced_stats(model, data, batch_size, device),
         "exact_match": float(samples.exact_match.mean()),
         "rouge_l_recall": float(samples.rouge_l_recall.mean()),
         "answer_probability": float(samples.answer_probability.mean()),
-        "truth_ratio": tofu.truth_ratio_score(ratios, split),
+        "truth_ratio": tofu.truth_ratio_score(metrics["truth_ratio"], split),
     }
     return summary, samples
 

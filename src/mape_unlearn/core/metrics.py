@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from mape_unlearn.core.distributed import all_reduce_sum, local_rows
 from mape_unlearn.core.encoding import IGNORE, QABatch
 from mape_unlearn.core.losses import answer_token_logits
 
@@ -17,10 +18,14 @@ def teacher_forced_stats(
 
     ``exact_match`` is the share of samples whose every answer token (EOS included) is the
     argmax: exactly the samples greedy decoding reproduces, at the cost of one forward pass.
+
+    Data-parallel under a process group (:mod:`~mape_unlearn.core.distributed`): each rank
+    scores its own rows and one all-reduce adds up the sums, so every rank returns the
+    statistics of all of ``data``.
     """
     model.to(device).eval()
     nll, correct, tokens, exact = 0.0, 0, 0, 0
-    for batch in data.batches(batch_size):
+    for batch in data.select(local_rows(len(data))).batches(batch_size):
         logits, targets = answer_token_logits(model, batch.to(device))
         keep = targets != IGNORE
         logp = torch.log_softmax(
@@ -31,6 +36,8 @@ def teacher_forced_stats(
         correct += int(hits.sum())
         tokens += int(keep.sum())
         exact += int((hits.sum(dim=1) == keep.sum(dim=1)).sum())
+    sums = torch.tensor([nll, correct, tokens, exact], dtype=torch.float64)  # counts stay exact
+    nll, correct, tokens, exact = all_reduce_sum([sums])[0].tolist()
     return {
         "answer_nll": nll / tokens,
         "answer_token_accuracy": correct / tokens,
@@ -48,6 +55,8 @@ def greedy_answers(
     runs on is cut where the reference ends. Samples are grouped by prompt length so each
     group decodes without padding.
     """
+    if len(data) == 0:  # a rank's share of a split smaller than the world
+        return []
     model.to(device).eval()
     prompt_lengths = data.prompt_lengths()
     answers: list[list[int]] = [[] for _ in range(len(data))]

@@ -7,6 +7,13 @@ gradients and Adam state exist only for the selected entries. Dense: any other m
 (weight decay 0), so a frozen entry's optimiser state stays 0 and its update is exactly 0. Either
 way frozen weights are bit-identical after unlearning; parameters with no selected entry get no
 gradient at all.
+
+Data-parallel under a ``torch.distributed`` process group (:mod:`~mape_unlearn.core.distributed`):
+every rank draws the same batches (one seeded generator) and computes the loss of its own rows
+of each, normalised by the whole batch's counts, so the ranks' losses add up to the
+one-process loss; one all-reduce of the gradients then gives every rank the whole batch's
+gradient and every rank takes the same step. The weights, the trace and the stop are those of
+one process, to float rounding.
 """
 
 from __future__ import annotations
@@ -24,6 +31,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from mape_unlearn.core.compact import CompactUpdate, compact_slices
+from mape_unlearn.core.distributed import all_reduce_sum, local_rows, rank_and_world, shard_bounds
 from mape_unlearn.core.encoding import IGNORE, QABatch
 from mape_unlearn.core.losses import answer_nll, answer_token_logits, mean_answer_nll
 from mape_unlearn.core.metrics import teacher_forced_stats
@@ -77,27 +85,57 @@ def forget_term(
     ``-(2/beta) * mean log sigmoid(-beta * log(pi/pi_ref))`` with sequence log-probabilities
     over answer tokens and the original model as reference:
     bounded, so it slows down instead of diverging once the forget set is unlikely.
+
+    ``batch`` is the whole batch, the same on every rank; under a process group both values are
+    this rank's share, which add up over the ranks to the whole batch's (module docstring).
     """
-    nll, counts = answer_nll(model, batch)
-    mean_nll = nll.sum() / counts.sum().clamp(min=1)
+    nll, mean_nll = _nll_share(model, batch)
     if rule != "npo":
         return -mean_nll, mean_nll
     assert reference is not None, "npo needs the original model as reference"
     with torch.no_grad():
-        reference_nll, _ = answer_nll(reference, batch)
+        reference_nll, _ = _nll_share(reference, batch)
     log_ratio = reference_nll - nll  # log pi(y|x) - log pi_ref(y|x)
-    return -(2.0 / beta) * F.logsigmoid(-beta * log_ratio).mean(), mean_nll
+    return -(2.0 / beta) * F.logsigmoid(-beta * log_ratio).sum() / len(batch), mean_nll
 
 
 def retain_kl(model: nn.Module, reference: nn.Module, batch: QABatch) -> torch.Tensor:
-    """``KL(reference || model)`` of the next-token distributions, mean over answer tokens."""
-    logits, targets = answer_token_logits(model, batch)
+    """``KL(reference || model)`` of the next-token distributions, mean over answer tokens.
+
+    Like :func:`forget_term`: this rank's share of the whole ``batch``'s value.
+    """
+    own = _own_rows(batch)
+    if len(own) == 0:
+        return torch.zeros((), device=batch.input_ids.device)
+    logits, targets = answer_token_logits(model, own)
     with torch.no_grad():
-        reference_logits, _ = answer_token_logits(reference, batch)
+        reference_logits, _ = answer_token_logits(reference, own)
     keep = targets != IGNORE
     log_p = torch.log_softmax(reference_logits[keep].float(), dim=-1)
     log_q = torch.log_softmax(logits[keep].float(), dim=-1)
-    return F.kl_div(log_q, log_p, log_target=True, reduction="batchmean")
+    return F.kl_div(log_q, log_p, log_target=True, reduction="sum") / _answer_tokens(batch)
+
+
+def _own_rows(batch: QABatch) -> QABatch:
+    """This rank's rows of a batch every rank holds whole; none when it has fewer rows than
+    there are ranks (such a rank still joins every collective, adding zeros)."""
+    return batch.select(local_rows(len(batch)))
+
+
+def _answer_tokens(batch: QABatch) -> torch.Tensor:
+    """The whole batch's answer-token count: what every rank divides its sums by."""
+    return (batch.labels[:, 1:] != IGNORE).sum().clamp(min=1)
+
+
+def _nll_share(model: nn.Module, batch: QABatch) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-sample answer NLL of this rank's rows of ``batch``, ``[n_r]``, and their share of the
+    batch's mean answer NLL (the training loss); the model never sees an empty shard."""
+    own = _own_rows(batch)
+    if len(own) == 0:
+        nll = torch.zeros(0, device=batch.input_ids.device)
+    else:
+        nll, _ = answer_nll(model, own)
+    return nll, nll.sum() / _answer_tokens(batch)
 
 
 def diagonal_retain_fisher(
@@ -123,10 +161,15 @@ def _retain_fisher(
     batch_size: int,
     device: torch.device,
 ) -> dict[str, torch.Tensor]:
-    """The diagonal retain Fisher of any trainable tensors: parameters or compact deltas."""
+    """The diagonal retain Fisher of any trainable tensors: parameters or compact deltas.
+
+    Each rank takes a contiguous share of whole batches (their gradients are those of one
+    process) and one all-reduce adds up the ranks' terms.
+    """
     fisher = {name: torch.zeros_like(t) for name, t in tensors.items()}
     batches = list(retain.batches(batch_size))
-    for batch in batches:
+    start, stop = shard_bounds(len(batches), *rank_and_world())
+    for batch in batches[start:stop]:
         model.zero_grad(set_to_none=True)
         for t in tensors.values():
             t.grad = None
@@ -137,7 +180,7 @@ def _retain_fisher(
     model.zero_grad(set_to_none=True)
     for t in tensors.values():
         t.grad = None
-    return fisher
+    return dict(zip(fisher, all_reduce_sum(list(fisher.values())), strict=True))
 
 
 def optimizer_state_bytes(
@@ -242,16 +285,21 @@ def masked_unlearn(
         forget_part, forget_loss = forget_term(
             s.rule, model, reference, next(forget_batches).to(device), s.beta
         )
-        forget_part.backward()
+        if forget_part.requires_grad:  # not on a rank with no rows of this batch
+            forget_part.backward()
         retain_batch = next(retain_batches).to(device)
         with torch.set_grad_enabled(weight > 0 or anchored):
-            retain_loss = mean_answer_nll(model, retain_batch)
+            _, retain_loss = _nll_share(model, retain_batch)
             retain_part = weight * retain_loss
             if anchored:
                 retain_part = retain_part + s.kl_weight * retain_kl(model, reference, retain_batch)
         if retain_part.requires_grad:
             retain_part.backward()
-        loss = forget_part.detach() + retain_part.detach()
+        # the ranks' shares add up to the whole batches' values: every rank stops at one step
+        forget_part, retain_part, forget_loss, retain_loss = all_reduce_sum(
+            [t.detach() for t in (forget_part, retain_part, forget_loss, retain_loss)]
+        )
+        loss = forget_part + retain_part
         if not torch.isfinite(loss):
             with torch.no_grad():
                 for name, weights in last_finite.items():
@@ -263,6 +311,7 @@ def masked_unlearn(
             )
             trace.append({"step": step, "stopped_non_finite": 1.0})
             break
+        _sum_gradients(list(trainable.values()))
         for name, mask in masks.items():
             trainable[name].grad.mul_(mask)
         if curvature:
@@ -319,6 +368,14 @@ def _unshare(shared: list[tuple[nn.Parameter, torch.Tensor]]) -> None:
     for working, original in shared:
         if working.data_ptr() == original.data_ptr():
             working.data = working.data.clone()
+
+
+def _sum_gradients(tensors: list[torch.Tensor]) -> None:
+    """Add up the ranks' gradients, each that of its share of the loss, in one collective: every
+    rank then holds the whole batch's gradient. A rank with no rows adds zeros."""
+    grads = [t.grad if t.grad is not None else torch.zeros_like(t) for t in tensors]
+    for t, grad in zip(tensors, all_reduce_sum(grads), strict=True):
+        t.grad = grad
 
 
 @torch.no_grad()

@@ -9,7 +9,6 @@ import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from mape_unlearn.core.device import resolve_device
-from mape_unlearn.core.distributed import init_from_env
 from mape_unlearn.core.encoding import encode_frame
 from mape_unlearn.core.importance import MaskGradients, per_sample_mask_gradients
 from mape_unlearn.params import ImportanceParams
@@ -28,9 +27,8 @@ def mask_gradients(
 
     ``rows`` records which rows of the split each gradient belongs to, so that later stages can
     drop the rows of people who are to be forgotten. Under ``torchrun`` (or ``accelerate
-    launch``) the ranks join one process group and split the batches between them.
+    launch``) the ranks split the batches between them (``hooks.JoinProcessGroup``).
     """
-    init_from_env()
     rows = torch.arange(len(split))
     if max_samples is not None and max_samples < len(split):
         generator = torch.Generator().manual_seed(params.seed)

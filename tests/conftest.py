@@ -4,17 +4,23 @@ from __future__ import annotations
 
 import os
 import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
 import torch
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import (
+    AutoModel,
+    AutoModelForCausalLM,
+    BertConfig,
     GPT2Config,
     GPT2LMHeadModel,
     LlamaConfig,
-    LlamaForCausalLM,
+    MistralConfig,
     PreTrainedTokenizerFast,
+    Qwen2Config,
+    RobertaConfig,
 )
 
 from mape_unlearn.core.encoding import IGNORE, QABatch
@@ -37,33 +43,58 @@ def copy_project(path: Path) -> Path:
     return path
 
 
+# tiny configs of every supported family; grouped-query attention (2 K/V heads for 4) where the
+# family has it, and a bias on Q/K/V for Qwen2 (a slice the masks must own too)
+_CAUSAL_CONFIGS = {
+    "gpt2": lambda: GPT2Config(
+        n_layer=2, n_head=4, n_embd=32, n_inner=48, n_positions=32, **_SPECIAL
+    ),
+    "llama": lambda: LlamaConfig(**_LLAMA_SHAPE, **_SPECIAL),
+    "mistral": lambda: MistralConfig(**_LLAMA_SHAPE, sliding_window=None, **_SPECIAL),
+    "qwen2": lambda: Qwen2Config(**_LLAMA_SHAPE, **_SPECIAL),
+}
+_ENCODER_CONFIGS = {
+    "bert": lambda: BertConfig(**_BERT_SHAPE),
+    "roberta": lambda: RobertaConfig(**_BERT_SHAPE, pad_token_id=1),
+}
+_SPECIAL = {"vocab_size": VOCAB, "bos_token_id": 2, "eos_token_id": 3, "pad_token_id": 0}
+_LLAMA_SHAPE = {
+    "num_hidden_layers": 2,
+    "num_attention_heads": 4,
+    "num_key_value_heads": 2,
+    "hidden_size": 32,
+    "intermediate_size": 48,
+}
+_BERT_SHAPE = {
+    "num_hidden_layers": 2,
+    "num_attention_heads": 4,
+    "hidden_size": 32,
+    "intermediate_size": 48,
+    "vocab_size": VOCAB,
+    "max_position_embeddings": 40,
+}
+CAUSAL_FAMILIES = tuple(_CAUSAL_CONFIGS)
+ENCODER_FAMILIES = tuple(_ENCODER_CONFIGS)
+
+
 def tiny_model(family: str) -> torch.nn.Module:
+    """A tiny random model of ``family``, causal LM or encoder, in eval mode.
+
+    GPT-2 and Llama are built in memory; the others go through ``save_pretrained`` and back
+    through the Auto classes, as a user's local model directory would.
+    """
     torch.manual_seed(0)
-    if family == "gpt2":
-        config = GPT2Config(
-            n_layer=2,
-            n_head=4,
-            n_embd=32,
-            n_inner=48,
-            vocab_size=VOCAB,
-            n_positions=32,
-            bos_token_id=2,
-            eos_token_id=3,
-            pad_token_id=0,
-        )
-        return GPT2LMHeadModel(config).eval()
-    config = LlamaConfig(
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        hidden_size=32,
-        intermediate_size=48,
-        vocab_size=VOCAB,
-        bos_token_id=2,
-        eos_token_id=3,
-        pad_token_id=0,
-    )
-    return LlamaForCausalLM(config).eval()
+    if family in _ENCODER_CONFIGS:
+        built = AutoModel.from_config(_ENCODER_CONFIGS[family]())
+        auto = AutoModel
+    else:
+        built = AutoModelForCausalLM.from_config(_CAUSAL_CONFIGS[family]())
+        auto = AutoModelForCausalLM
+    if family in ("gpt2", "llama"):
+        return built.eval()
+    with tempfile.TemporaryDirectory() as tmp:
+        built.save_pretrained(tmp)
+        return auto.from_pretrained(tmp, local_files_only=True).eval()
 
 
 def bpe_tokenizer(texts: list[str], vocab_size: int = 400) -> PreTrainedTokenizerFast:
@@ -104,7 +135,7 @@ def save_user_model(path: Path, texts: list[str]) -> Path:
     return path
 
 
-@pytest.fixture(params=["gpt2", "llama"])
+@pytest.fixture(params=CAUSAL_FAMILIES)
 def model(request: pytest.FixtureRequest) -> torch.nn.Module:
     return tiny_model(request.param)
 

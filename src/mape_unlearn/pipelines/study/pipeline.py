@@ -99,7 +99,7 @@ def create_pipeline(runs: tuple[str, ...] = (), **kwargs) -> Pipeline:
             ),
             Node(
                 plot_study,
-                {"study_results": "study_results", **results},
+                {"study_results": "study_results", "study": "params:study", **results},
                 "study_plot",
                 name="plot_study",
             ),

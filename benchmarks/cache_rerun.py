@@ -14,6 +14,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -23,13 +24,14 @@ import mlflow
 from mape_unlearn.tracking.lineage import CACHE_TAG, SESSION_TAG, STAGE_TAG
 
 ROOT = Path(__file__).resolve().parents[1]
+KEDRO = str(Path(sys.executable).with_name("kedro"))  # this environment's, activated or not
 EXPERIMENT = "mape-unlearn"  # conf/base/mlflow.yml
 
 
 def timed_run(project: Path, env: str) -> float:
     start = time.perf_counter()
     subprocess.run(
-        ["kedro", "run", "--pipeline=unlearn", f"--env={env}"],
+        [KEDRO, "run", "--pipeline=unlearn", f"--env={env}"],
         cwd=project,
         check=True,
         stdout=subprocess.DEVNULL,

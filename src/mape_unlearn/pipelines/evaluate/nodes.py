@@ -30,7 +30,7 @@ from mape_unlearn.params import (
     SweepParams,
     UnlearnParams,
 )
-from mape_unlearn.pipelines.unlearn.nodes import select_parameters, unlearn_model, unlearn_settings
+from mape_unlearn.pipelines.unlearn.nodes import select_and_unlearn, unlearn_settings
 
 log = logging.getLogger(__name__)
 
@@ -152,19 +152,17 @@ def sparsity_sweep(
     """One method unlearned at each sparsity of the sweep: cost and trajectory per point."""
     points = []
     for sparsity in sweep.sparsities:
-        masks = select_parameters(
+        _, trace, cost = select_and_unlearn(
             original_model,
             tokenizer,
             forget_split,
+            retain_split,
             training_split,
-            forget_gradients,
-            retain_gradients,
+            (forget_gradients, retain_gradients),
+            target,
             search.model_copy(update={"sparsity": sparsity}),
             selector,
             unlearn,
-        )
-        _, trace, cost = unlearn_model(
-            original_model, tokenizer, forget_split, retain_split, masks, target, unlearn
         )
         log.info(
             "sparsity %.2f: %d steps, retain accuracy at matched forgetting %.3f",

@@ -32,8 +32,7 @@ from mape_unlearn.params import (
 from mape_unlearn.pipelines.data_prep.nodes import choose_forget
 from mape_unlearn.pipelines.unlearn.nodes import (
     forget_accuracy_target,
-    select_parameters,
-    unlearn_model,
+    select_and_unlearn,
 )
 
 log = logging.getLogger(__name__)
@@ -91,20 +90,17 @@ def study_variants(
             targets[stop] = forget_accuracy_target(
                 retrain_model, tokenizer, forget_split, variant_unlearn
             )
-        target = targets[stop]
-        masks = select_parameters(
+        model, trace, cost = select_and_unlearn(
             original_model,
             tokenizer,
             forget_split,
+            retain_split,
             training_split,
-            forget_gradients,
-            retain_gradients,
+            (forget_gradients, retain_gradients),
+            targets[stop],
             variant_search,
             selector,
             variant_unlearn,
-        )
-        model, trace, cost = unlearn_model(
-            original_model, tokenizer, forget_split, retain_split, masks, target, variant_unlearn
         )
         measured = _forget_and_holdout(model, tokenizer, forget_split, holdout_split, unlearn)
         retain = teacher_forced_stats(

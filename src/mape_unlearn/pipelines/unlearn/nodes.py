@@ -151,3 +151,32 @@ def unlearn_model(
         else math.nan,
     }
     return model.cpu(), trace, cost
+
+
+def select_and_unlearn(
+    original_model: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
+    forget_split: pd.DataFrame,
+    retain_split: pd.DataFrame,
+    training_split: pd.DataFrame,
+    gradients: tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]],
+    target: dict[str, float | None],
+    search: MaskSearchParams,
+    selector: SelectorParams,
+    unlearn: UnlearnParams,
+) -> tuple[PreTrainedModel, list[dict[str, float]], dict[str, float]]:
+    """One compared setting end to end (the sweep's and the study's unit of work): its selection
+    from the (forget, retain) mask gradients, then :func:`unlearn_model`."""
+    masks = select_parameters(
+        original_model,
+        tokenizer,
+        forget_split,
+        training_split,
+        *gradients,
+        search,
+        selector,
+        unlearn,
+    )
+    return unlearn_model(
+        original_model, tokenizer, forget_split, retain_split, masks, target, unlearn
+    )

@@ -141,27 +141,15 @@ def _nll_share(model: nn.Module, batch: QABatch) -> tuple[torch.Tensor, torch.Te
 def diagonal_retain_fisher(
     model: nn.Module,
     retain: QABatch,
-    masks: dict[str, torch.Tensor],
-    batch_size: int,
-    device: torch.device,
-) -> dict[str, torch.Tensor]:
-    """Diagonal empirical Fisher of the retain NLL on the selected weights (``so``'s curvature).
-
-    Mini-batch gradients stand in for per-sample ones: at a trained model the mean gradient is
-    near 0, so ``B * E[mean-batch grad^2]`` estimates ``E[per-sample grad^2]``.
-    """
-    params = dict(model.named_parameters())
-    return _retain_fisher(model, retain, {name: params[name] for name in masks}, batch_size, device)
-
-
-def _retain_fisher(
-    model: nn.Module,
-    retain: QABatch,
     tensors: dict[str, torch.Tensor],
     batch_size: int,
     device: torch.device,
 ) -> dict[str, torch.Tensor]:
-    """The diagonal retain Fisher of any trainable tensors: parameters or compact deltas.
+    """Diagonal empirical Fisher of the retain NLL on trainable tensors, parameters or compact
+    deltas (``so``'s curvature).
+
+    Mini-batch gradients stand in for per-sample ones: at a trained model the mean gradient is
+    near 0, so ``B * E[mean-batch grad^2]`` estimates ``E[per-sample grad^2]``.
 
     Each rank takes a contiguous share of whole batches (their gradients are those of one
     process) and one all-reduce adds up the ranks' terms.
@@ -261,7 +249,7 @@ def masked_unlearn(
     trainable.update(update.parameters())
     curvature: dict[str, torch.Tensor] = {}
     if s.rule == "so":
-        fisher = _retain_fisher(model, retain, trainable, s.batch_size, device)
+        fisher = diagonal_retain_fisher(model, retain, trainable, s.batch_size, device)
         selected = [fisher[n][masks[n]] if n in masks else fisher[n].flatten() for n in fisher]
         mean = float(torch.cat(selected).mean()) if selected else 1.0
         damping = s.damping * mean + torch.finfo(torch.float32).tiny

@@ -1,3 +1,5 @@
+import math
+
 import torch
 
 from mape_unlearn.core.models import build_causal_lm
@@ -23,3 +25,17 @@ def test_attack_fine_tunes_a_copy_and_reports_the_probe_people_only():
     # the shared sentence templates are learnt from the relearn people: probe accuracy rises
     assert result["probe_accuracy_after"] > result["probe_accuracy_before"]
     assert result["recovered"] == result["probe_accuracy_after"] - result["probe_accuracy_before"]
+
+
+def test_a_request_of_one_person_skips_the_attack(caplog):
+    qa = generate_people_qa(3, seed=2)
+    one = qa[qa.person_id == qa.person_id.iloc[0]]
+    tokenizer = train_word_tokenizer(corpus_texts(qa))
+    model = build_causal_lm(
+        "gpt2", {"n_layer": 1, "n_head": 2, "n_embd": 16, "n_positions": 64}, tokenizer, seed=0
+    )
+    result = relearning_attack(
+        model, tokenizer, one, 0.5, epochs=1, lr=1e-2, batch_size=4, seed=0, device=CPU
+    )
+    assert all(math.isnan(value) for value in result.values())
+    assert "at least 2 forgotten people" in caplog.text

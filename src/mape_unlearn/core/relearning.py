@@ -10,6 +10,8 @@ reference for what a model that never saw those people would reach.
 from __future__ import annotations
 
 import copy
+import logging
+import math
 
 import pandas as pd
 import torch
@@ -20,6 +22,8 @@ from mape_unlearn.core.encoding import encode_frame
 from mape_unlearn.core.metrics import teacher_forced_stats
 from mape_unlearn.core.splits import choose_forget_people
 from mape_unlearn.core.training import train_on_answers
+
+log = logging.getLogger(__name__)
 
 
 def relearning_attack(
@@ -33,7 +37,18 @@ def relearning_attack(
     seed: int,
     device: torch.device,
 ) -> dict[str, float]:
-    """Probe accuracy before and after fine-tuning a copy of ``model`` on ``fraction`` of people."""
+    """Probe accuracy before and after fine-tuning a copy of ``model`` on ``fraction`` of people.
+
+    A request of one person leaves nobody to probe: the attack is skipped (NaN, with a warning).
+    """
+    if forget["person_id"].nunique() < 2:
+        log.warning(
+            "relearning attack skipped: it needs at least 2 forgotten people (1 to relearn on, "
+            "1 to probe), the request has %d",
+            forget["person_id"].nunique(),
+        )
+        keys = ("probe_accuracy_before", "probe_accuracy_after", "recovered")
+        return dict.fromkeys(keys, math.nan)
     relearn, probe = choose_forget_people(forget, fraction, seed)
     probe_data = encode_frame(tokenizer, probe)
     before = teacher_forced_stats(model, probe_data, batch_size, device)

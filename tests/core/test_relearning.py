@@ -2,7 +2,7 @@ import math
 
 import torch
 
-from mape_unlearn.core.models import build_causal_lm
+from mape_unlearn.core.models import build_model
 from mape_unlearn.core.people import generate_people_qa
 from mape_unlearn.core.relearning import relearning_attack
 from mape_unlearn.core.tokenizer import corpus_texts, train_word_tokenizer
@@ -13,7 +13,7 @@ CPU = torch.device("cpu")
 def test_attack_fine_tunes_a_copy_and_reports_the_probe_people_only():
     qa = generate_people_qa(4, seed=2)
     tokenizer = train_word_tokenizer(corpus_texts(qa))
-    model = build_causal_lm(
+    model = build_model(
         "gpt2", {"n_layer": 1, "n_head": 2, "n_embd": 16, "n_positions": 64}, tokenizer, seed=0
     )
     before = {n: p.clone() for n, p in model.named_parameters()}
@@ -31,7 +31,7 @@ def test_a_request_of_one_person_skips_the_attack(caplog):
     qa = generate_people_qa(3, seed=2)
     one = qa[qa.person_id == qa.person_id.iloc[0]]
     tokenizer = train_word_tokenizer(corpus_texts(qa))
-    model = build_causal_lm(
+    model = build_model(
         "gpt2", {"n_layer": 1, "n_head": 2, "n_embd": 16, "n_positions": 64}, tokenizer, seed=0
     )
     result = relearning_attack(

@@ -33,3 +33,26 @@ def test_autocast_is_ignored_on_cpu_so_training_is_bit_identical():
         plain_model.state_dict().items(), autocast_model.state_dict().values(), strict=True
     ):
         assert torch.equal(plain, autocast), name
+
+
+def test_dropout_is_seeded_so_training_ignores_and_keeps_the_callers_random_state():
+    """A model with dropout (a pretrained BERT's 0.1) trains to the same weights whatever the
+    global random state was, and the caller's random state is left as it was."""
+    results = []
+    for draws in (0, 5):
+        model = tiny_model("gpt2")
+        for module in model.modules():
+            if isinstance(module, torch.nn.Dropout):
+                module.p = 0.5
+        torch.rand(draws)  # a different global state before each run
+        state = torch.get_rng_state()
+        trained, _ = train_on_answers(
+            model, random_batch(n=6), 2, 1e-2, 3, 0.0, 0.0, seed=0, device=CPU
+        )
+        assert torch.equal(torch.get_rng_state(), state)
+        results.append(trained.state_dict())
+    for name, tensor in results[0].items():
+        assert torch.equal(tensor, results[1][name]), name
+    # the same run without dropout ends elsewhere: the dropout did act
+    plain, _ = train_on_answers(tiny_model("gpt2"), random_batch(n=6), 2, 1e-2, 3, 0.0, 0.0, 0, CPU)
+    assert any(not torch.equal(t, plain.state_dict()[n]) for n, t in results[0].items())

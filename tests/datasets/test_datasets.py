@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -12,7 +13,11 @@ from tokenizers.models import WordLevel
 from tokenizers.pre_tokenizers import Whitespace
 from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
 
-from mape_unlearn.datasets import PretrainedModelDataset, TensorDictDataset, TokenizerDataset
+from mape_unlearn.datasets import (
+    PretrainedModelDataset,
+    TensorDictDataset,
+    TokenizerDataset,
+)
 from mape_unlearn.datasets import tensors as tensors_module
 
 
@@ -118,9 +123,21 @@ def test_model_unknown_class(tmp_path: Path) -> None:
 
 
 def test_model_describe() -> None:
-    ds = PretrainedModelDataset(path="data/06_models/m", load_args={"dtype": "float32"})
+    ds = PretrainedModelDataset(
+        path="data/06_models/m", model_class="AutoModelForCausalLM", load_args={"dtype": "float32"}
+    )
     assert "data/06_models/m" in repr(ds)
     assert "AutoModelForCausalLM" in repr(ds)
+
+
+def test_model_loads_as_the_class_its_config_names(tmp_path: Path) -> None:
+    ds = PretrainedModelDataset(path=str(tmp_path / "model"))
+    ds.save(_tiny_gpt2())
+    assert type(ds.load()).__name__ == "GPT2LMHeadModel"
+    config = json.loads((tmp_path / "model" / "config.json").read_text())
+    (tmp_path / "model" / "config.json").write_text(json.dumps({**config, "architectures": None}))
+    with pytest.raises(DatasetError, match="names no architectures: set model_class"):
+        ds.load()
 
 
 # ----------------------------------------------------------------------- tokenizer
@@ -257,3 +274,4 @@ def test_datasets_from_catalog_config(tmp_path: Path) -> None:
     catalog.save("masks", {"m": torch.tensor([True, False])})
     assert torch.equal(catalog.load("masks")["m"], torch.tensor([True, False]))
     assert not catalog.exists("model")
+

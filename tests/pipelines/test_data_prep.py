@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import get_args
 
 import pandas as pd
 import pytest
@@ -17,6 +18,7 @@ from mape_unlearn.params import (
     HoldoutParams,
     QAColumns,
     QASourceParams,
+    Task,
 )
 from mape_unlearn.pipelines.data_prep import create_pipeline
 
@@ -53,7 +55,8 @@ def run_data_prep(
     hold the pydantic models themselves."""
     params = {
         "params:data_prep.source": QASourceParams(kind="generated", columns=IDENTITY),
-        "params:data_prep.generator": GeneratorParams(n_people=12, seed=0),
+        "params:data_prep.task": "qa",
+        "params:data_prep.generator": GeneratorParams(n_people=12, n_labels=2, seed=0),
         "params:data_prep.holdout": HoldoutParams(fraction=0.25, seed=0),
         "params:data_prep.forget": forget or forget_params(),
     }
@@ -87,6 +90,7 @@ def test_wiring() -> None:
     assert pipeline.all_outputs() == {*OUTPUTS, "tokenizer"}
     # what the original model is trained on is upstream of nothing about the deletion request
     assert pipeline.to_outputs("training_split", "holdout_split").inputs() == {
+        "params:data_prep.task",
         "params:data_prep.generator",
         "params:data_prep.holdout",
     }
@@ -126,7 +130,8 @@ def test_new_forget_request_leaves_training_split_unchanged(outputs: dict[str, o
 def test_base_parameters_validate() -> None:
     conf = yaml.safe_load((ROOT / "conf" / "base" / "parameters_data_prep.yml").read_text())
     groups = conf["data_prep"]
-    assert set(groups) == {"source", "generator", "holdout", "forget"}
+    assert set(groups) == {"task", "source", "generator", "holdout", "forget"}
+    assert groups["task"] in get_args(Task)
     QASourceParams(**groups["source"])
     GeneratorParams(**groups["generator"])
     HoldoutParams(**groups["holdout"])

@@ -13,13 +13,13 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from mape_unlearn.core.encoding import IGNORE, QABatch
+from mape_unlearn.core.encoding import IGNORE, TokenBatch
 from mape_unlearn.core.losses import answer_token_logits
 
 
 def _per_sample_scores(
     model: nn.Module,
-    data: QABatch,
+    data: TokenBatch,
     batch_size: int,
     device: torch.device | str,
     vocab_stats: bool,
@@ -49,7 +49,7 @@ def _per_sample_scores(
 
 @torch.no_grad()
 def answer_token_logprobs(
-    model: nn.Module, data: QABatch, batch_size: int, device: torch.device | str
+    model: nn.Module, data: TokenBatch, batch_size: int, device: torch.device | str
 ) -> list[torch.Tensor]:
     """Per sample, ``log p(answer token | prefix)`` for each answer token (EOS included), ``[m]``.
 
@@ -61,7 +61,7 @@ def answer_token_logprobs(
 
 @torch.no_grad()
 def answer_token_scores(
-    model: nn.Module, data: QABatch, batch_size: int, device: torch.device | str
+    model: nn.Module, data: TokenBatch, batch_size: int, device: torch.device | str
 ) -> list[dict[str, torch.Tensor]]:
     """Per sample ``{"logprob", "mean", "std"}``, each ``[m]`` over the answer tokens.
 

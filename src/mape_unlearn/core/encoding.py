@@ -1,16 +1,24 @@
-"""Question-answer pairs as padded token tensors whose loss covers answer tokens only.
+"""Samples as padded token tensors, for the two task types every stage serves.
 
-A sample is ``[BOS] question [SEP] answer [EOS]``; ``labels`` hold the token ids of
-``answer [EOS]`` and -100 elsewhere, aligned with ``input_ids`` (the model predicts position
-t + 1 from t). The prompt is everything up to and including ``[SEP]``. A tokenizer without a
-BOS or SEP token (GPT-2's BPE has neither SEP nor PAD) leaves it out; padding then uses EOS,
+Question answering (:class:`QABatch`): a sample is ``[BOS] question [SEP] answer [EOS]``;
+``labels`` hold the token ids of ``answer [EOS]`` and -100 elsewhere, aligned with
+``input_ids`` (the model predicts position t + 1 from t). The prompt is everything up to and
+including ``[SEP]``. A tokenizer without a BOS or SEP token (GPT-2's BPE has neither SEP nor
+PAD) leaves it out; padding then uses EOS,
 which the attention mask and the labels ignore anyway.
+
+Classification (:class:`LabelBatch`): a sample is a text (or text pair) encoded by the
+tokenizer with its own special tokens, and one class label. The label is scored like a
+one-token answer (see :meth:`TokenBatch.scored`), so losses, mask gradients, unlearning and the
+trace need no task-specific code: answer NLL is the cross-entropy, and answer-token accuracy
+and exact match are both the accuracy.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, fields
+from typing import Self
 
 import pandas as pd
 import torch
@@ -20,8 +28,8 @@ IGNORE = -100
 
 
 @dataclass
-class QABatch:
-    """Right-padded samples: ``input_ids``, ``attention_mask``, ``labels``, all ``[n, T]``."""
+class TokenBatch:
+    """Right-padded samples: ``input_ids`` and ``attention_mask`` ``[n, T]``, and ``labels``."""
 
     input_ids: torch.Tensor
     attention_mask: torch.Tensor
@@ -30,18 +38,18 @@ class QABatch:
     def __len__(self) -> int:
         return self.input_ids.shape[0]
 
-    def select(self, index: torch.Tensor | slice) -> QABatch:
+    def select(self, index: torch.Tensor | slice) -> Self:
         """The samples at ``index``, with padding columns no sample uses trimmed away."""
         picked = {f.name: getattr(self, f.name)[index] for f in fields(self)}
         width = int(picked["attention_mask"].sum(dim=1).max()) if len(picked["input_ids"]) else 0
-        return QABatch(**{name: t[:, :width] for name, t in picked.items()})
+        return type(self)(
+            **{name: t[:, :width] if t.dim() == 2 else t for name, t in picked.items()}
+        )
 
-    def to(self, device: torch.device | str) -> QABatch:
-        return QABatch(**{f.name: getattr(self, f.name).to(device) for f in fields(self)})
+    def to(self, device: torch.device | str) -> Self:
+        return type(self)(**{f.name: getattr(self, f.name).to(device) for f in fields(self)})
 
-    def batches(
-        self, batch_size: int, generator: torch.Generator | None = None
-    ) -> Iterator[QABatch]:
+    def batches(self, batch_size: int, generator: torch.Generator | None = None) -> Iterator[Self]:
         """Consecutive batches, shuffled when a ``generator`` is given."""
         order = (
             torch.randperm(len(self), generator=generator)
@@ -51,10 +59,49 @@ class QABatch:
         for start in range(0, len(self), batch_size):
             yield self.select(order[start : start + batch_size])
 
+    def model_inputs(self) -> dict[str, torch.Tensor]:
+        """What the model reads: everything but the labels."""
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "labels"}
+
+    def targets(self) -> torch.Tensor:
+        """The scored targets, ``[n, S]``: IGNORE where nothing is scored."""
+        raise NotImplementedError
+
+    def scored(self, logits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The model's logits at the scored positions, ``[n, S, V]``, and :meth:`targets`."""
+        raise NotImplementedError
+
+
+@dataclass
+class QABatch(TokenBatch):
+    """Question-answer samples; ``labels`` ``[n, T]`` hold the answer tokens, IGNORE elsewhere."""
+
+    def targets(self) -> torch.Tensor:
+        return self.labels[:, 1:]
+
+    def scored(self, logits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """A causal LM predicts position t + 1 from t."""
+        return logits[:, :-1], self.targets()
+
     def prompt_lengths(self) -> torch.Tensor:
         """Tokens before the first answer token, per sample: ``[n]``."""
         is_answer = self.labels != IGNORE
         return is_answer.float().argmax(dim=1)
+
+
+@dataclass
+class LabelBatch(TokenBatch):
+    """Classification samples; ``labels`` ``[n]`` are class indices, ``token_type_ids`` tell
+    the two texts of a pair apart."""
+
+    token_type_ids: torch.Tensor
+
+    def targets(self) -> torch.Tensor:
+        return self.labels[:, None]
+
+    def scored(self, logits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The class logits ``[n, C]`` as the logits of a one-token answer."""
+        return logits[:, None], self.targets()
 
 
 def encode_qa(
@@ -99,11 +146,52 @@ def _optional(token_id: int | None) -> list[int]:
     return [] if token_id is None else [token_id]
 
 
+def encode_labelled(
+    tokenizer: PreTrainedTokenizerBase,
+    texts: Sequence[str],
+    labels: Sequence[int],
+    pairs: Sequence[str] | None = None,
+) -> LabelBatch:
+    """Tokenise texts (and their pair texts) with the tokenizer's own special tokens, cut at
+    its ``model_max_length`` and padded on the right (what :meth:`TokenBatch.select` trims)."""
+    if len(texts) != len(labels) or (pairs is not None and len(pairs) != len(texts)):
+        raise ValueError(
+            f"got {len(texts)} texts, {len(labels)} labels"
+            + ("" if pairs is None else f" and {len(pairs)} pair texts")
+            + ": expected one of each per sample"
+        )
+    if len(texts) == 0:
+        raise ValueError("cannot encode an empty set of labelled texts")
+    if tokenizer.pad_token_id is None:
+        raise ValueError(
+            "the tokenizer has no pad_token: set tokenizer.pad_token and save the tokenizer again"
+        )
+    encoded = tokenizer(
+        list(texts),
+        None if pairs is None else list(pairs),
+        padding=True,
+        padding_side="right",
+        truncation=True,
+        return_token_type_ids=True,
+        return_tensors="pt",
+    )
+    return LabelBatch(
+        input_ids=encoded["input_ids"],
+        attention_mask=encoded["attention_mask"],
+        labels=torch.tensor([int(label) for label in labels], dtype=torch.long),
+        token_type_ids=encoded["token_type_ids"],
+    )
+
+
 def encode_frame(
     tokenizer: PreTrainedTokenizerBase,
     frame: pd.DataFrame,
     question: str = "question",
     answer: str = "answer",
-) -> QABatch:
-    """Encode the question and answer columns of a split."""
+) -> QABatch | LabelBatch:
+    """Encode a split of either task: a ``label`` column makes it classification (``text``,
+    optional ``text_pair``), else the ``question`` and ``answer`` columns are encoded."""
+    if "label" in frame.columns:
+        pairs = frame["text_pair"].tolist() if "text_pair" in frame.columns else None
+        return encode_labelled(tokenizer, frame["text"].tolist(), frame["label"].tolist(), pairs)
     return encode_qa(tokenizer, frame[question].tolist(), frame[answer].tolist())

@@ -6,6 +6,12 @@ scores per sample. Across models: forget quality (KS test of forget-set truth ra
 the retrain model's), model utility (harmonic mean of retain-side metrics) and MIA AUC of
 forget vs holdout, with privleak relative to the retrain model (METHOD.md §6).
 
+A classification split (a ``label`` column) has no text to generate: its exact match is the
+accuracy (the predicted class is the label), its answer probability the probability of the
+label, the MIA scores those of the label as a one-token answer (the loss attack and its
+normalised variants; zlib over the input text), and ROUGE-L and truth ratio are NaN, as are
+forget quality and model utility, which need them.
+
 Data-parallel under a ``torch.distributed`` process group (:mod:`~mape_unlearn.core.distributed`):
 each rank scores and decodes a contiguous share of a split's rows and one gather gives every
 rank all per-sample metrics in row order, so every rank returns what one process would.
@@ -22,8 +28,13 @@ from transformers import PreTrainedTokenizerBase
 from mape_unlearn.core import tofu_metrics as tofu
 from mape_unlearn.core.answer_scores import answer_token_logprobs, answer_token_scores
 from mape_unlearn.core.distributed import gather_rows, local_rows
-from mape_unlearn.core.encoding import QABatch, encode_frame, encode_qa
-from mape_unlearn.core.metrics import greedy_answers, reference_answers, teacher_forced_stats
+from mape_unlearn.core.encoding import LabelBatch, QABatch, encode_frame, encode_qa
+from mape_unlearn.core.metrics import (
+    greedy_answers,
+    predicted_labels,
+    reference_answers,
+    teacher_forced_stats,
+)
 
 MIA_ATTACKS = ("loss", "zlib", "min_k", "min_k_plus_plus")
 UTILITY_METRICS = ("answer_probability", "rouge_l_recall", "truth_ratio")
@@ -47,11 +58,39 @@ def _perturbed_probabilities(
     return tofu.answer_probability(logprobs).reshape(-1, k)
 
 
+def _label_sample_metrics(
+    model: nn.Module,
+    frame: pd.DataFrame,
+    encoded: LabelBatch,
+    rows: slice,
+    batch_size: int,
+    device: torch.device,
+) -> dict[str, np.ndarray]:
+    """Per-sample metrics of a classification split's ``rows`` (the module docstring)."""
+    data = encoded.select(rows)
+    scores = answer_token_scores(model, data, batch_size, device)
+    logprobs = [s["logprob"] for s in scores]
+    texts = frame.text.iloc[rows].astype(str)
+    if "text_pair" in frame.columns:
+        texts = texts + " " + frame.text_pair.iloc[rows].astype(str)
+    nan = np.full(len(data), np.nan)
+    return {
+        "answer_probability": tofu.answer_probability(logprobs),
+        "exact_match": (predicted_labels(model, data, batch_size, device) == data.labels).numpy(),
+        "rouge_l_recall": nan,
+        "truth_ratio": nan,
+        "mia_loss": tofu.mia_loss(logprobs),
+        "mia_zlib": tofu.mia_zlib(logprobs, texts.tolist()),
+        "mia_min_k": tofu.mia_min_k(logprobs),
+        "mia_min_k_plus_plus": tofu.mia_min_k_plus_plus(scores),
+    }
+
+
 def _sample_metrics(
     model: nn.Module,
     tokenizer: PreTrainedTokenizerBase,
     frame: pd.DataFrame,
-    encoded: QABatch,
+    encoded: QABatch | LabelBatch,
     rows: slice,
     batch_size: int,
     device: torch.device,
@@ -61,6 +100,8 @@ def _sample_metrics(
     Whole splits are encoded, then cut (``encoded`` is ``frame``'s answers): an empty share,
     which cannot be encoded, needs no special case.
     """
+    if isinstance(encoded, LabelBatch):
+        return _label_sample_metrics(model, frame, encoded, rows, batch_size, device)
     data = encoded.select(rows)
     scores = answer_token_scores(model, data, batch_size, device)
     logprobs = [s["logprob"] for s in scores]

@@ -20,7 +20,7 @@ from tqdm.auto import tqdm
 
 from mape_unlearn.core.architectures import layout_of
 from mape_unlearn.core.distributed import gather_rows, rank_and_world, shard_bounds
-from mape_unlearn.core.encoding import QABatch
+from mape_unlearn.core.encoding import TokenBatch
 from mape_unlearn.core.losses import answer_nll
 from mape_unlearn.core.masks import masks_applied
 from mape_unlearn.core.precision import bf16_autocast
@@ -47,7 +47,7 @@ class MaskGradients:
 
 def per_sample_mask_gradients(
     model: nn.Module,
-    data: QABatch,
+    data: TokenBatch,
     batch_size: int,
     device: torch.device,
     dtype: torch.dtype = torch.float32,

@@ -1,4 +1,9 @@
-"""Answer-token losses of a causal LM, per sample, so every stage measures the same thing."""
+"""Answer-token losses, per sample, so every stage measures the same thing.
+
+Written once for both task types: a batch says where its scored positions are
+(:meth:`~mape_unlearn.core.encoding.TokenBatch.scored`), a classifier's label being a
+one-token answer.
+"""
 
 from __future__ import annotations
 
@@ -6,16 +11,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mape_unlearn.core.encoding import IGNORE, QABatch
+from mape_unlearn.core.encoding import IGNORE, TokenBatch
 
 
-def answer_token_logits(model: nn.Module, batch: QABatch) -> tuple[torch.Tensor, torch.Tensor]:
-    """Logits predicting each next token, ``[B, T-1, V]``, and the targets, ``[B, T-1]``."""
-    logits = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits
-    return logits[:, :-1], batch.labels[:, 1:]
+def answer_token_logits(model: nn.Module, batch: TokenBatch) -> tuple[torch.Tensor, torch.Tensor]:
+    """Logits at the scored positions, ``[B, S, V]``, and their targets, ``[B, S]``."""
+    return batch.scored(model(**batch.model_inputs()).logits)
 
 
-def answer_nll(model: nn.Module, batch: QABatch) -> tuple[torch.Tensor, torch.Tensor]:
+def answer_nll(model: nn.Module, batch: TokenBatch) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-sample answer NLL summed over answer tokens, ``[B]``, and answer lengths, ``[B]``."""
     logits, targets = answer_token_logits(model, batch)
     logits = logits.to(torch.promote_types(logits.dtype, torch.float32))  # half -> float32
@@ -24,7 +28,7 @@ def answer_nll(model: nn.Module, batch: QABatch) -> tuple[torch.Tensor, torch.Te
     return nll.sum(dim=1), counts
 
 
-def mean_answer_nll(model: nn.Module, batch: QABatch) -> torch.Tensor:
+def mean_answer_nll(model: nn.Module, batch: TokenBatch) -> torch.Tensor:
     """Answer-token NLL averaged over all answer tokens of the batch: the training loss."""
     total, counts = answer_nll(model, batch)
     return total.sum() / counts.sum().clamp(min=1)

@@ -6,13 +6,13 @@ import torch
 from torch import nn
 
 from mape_unlearn.core.distributed import all_reduce_sum, local_rows
-from mape_unlearn.core.encoding import IGNORE, QABatch
+from mape_unlearn.core.encoding import IGNORE, LabelBatch, QABatch, TokenBatch
 from mape_unlearn.core.losses import answer_token_logits
 
 
 @torch.no_grad()
 def teacher_forced_stats(
-    model: nn.Module, data: QABatch, batch_size: int, device: torch.device
+    model: nn.Module, data: TokenBatch, batch_size: int, device: torch.device
 ) -> dict[str, float]:
     """Mean answer-token NLL, the share of answer tokens predicted (argmax), and exact match.
 
@@ -77,6 +77,18 @@ def greedy_answers(
                 ids = generated[:limit].tolist()
                 answers[row] = ids[: ids.index(stop)] if stop in ids else ids
     return answers
+
+
+@torch.no_grad()
+def predicted_labels(
+    model: nn.Module, data: LabelBatch, batch_size: int, device: torch.device
+) -> torch.Tensor:
+    """The classifier's most likely class of every sample, ``[n]``: its "greedy answer"."""
+    model.to(device).eval()
+    predicted = [torch.zeros(0, dtype=torch.long)]
+    for batch in data.batches(batch_size):
+        predicted.append(model(**batch.to(device).model_inputs()).logits.argmax(-1).cpu())
+    return torch.cat(predicted)
 
 
 def reference_answers(data: QABatch) -> list[list[int]]:

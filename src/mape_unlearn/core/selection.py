@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from mape_unlearn.core.architectures import layout_of
-from mape_unlearn.core.encoding import QABatch
+from mape_unlearn.core.encoding import TokenBatch
 from mape_unlearn.core.losses import mean_answer_nll
 from mape_unlearn.core.search import ModuleSelection, budget, warm_start_greedy
 
@@ -40,7 +40,7 @@ def all_parameters(model: nn.Module) -> dict[str, torch.Tensor]:
 
 def saliency_parameters(
     model: nn.Module,
-    forget: QABatch,
+    forget: TokenBatch,
     kind: str,
     sparsity: float,
     batch_size: int,

@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from mape_unlearn.core.architectures import module_parameter_masks
-from mape_unlearn.core.encoding import QABatch
+from mape_unlearn.core.encoding import TokenBatch
 from mape_unlearn.core.importance import MaskGradients, per_sample_mask_gradients
 from mape_unlearn.core.metrics import teacher_forced_stats
 from mape_unlearn.core.search import warm_start_greedy
@@ -32,9 +32,9 @@ log = logging.getLogger(__name__)
 class Request:
     """One deletion request and what is measured after it."""
 
-    forget: QABatch  # this request's rows
-    retain: QABatch  # rows still retained after it
-    forgotten: QABatch  # rows of every request so far, this one included
+    forget: TokenBatch  # this request's rows
+    retain: TokenBatch  # rows still retained after it
+    forgotten: TokenBatch  # rows of every request so far, this one included
     retain_rows_kept: torch.Tensor  # [n_r] bool: retain-gradient rows of people still retained
 
 
@@ -51,7 +51,7 @@ class SearchSettings:
 def successive_unlearning(
     model: nn.Module,
     requests: list[Request],
-    holdout: QABatch,
+    holdout: TokenBatch,
     retain_gradients: MaskGradients,
     search: SearchSettings,
     settings: UnlearnSettings,

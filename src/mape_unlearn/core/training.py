@@ -14,7 +14,7 @@ from torch import nn
 from tqdm.auto import tqdm
 from transformers import get_cosine_schedule_with_warmup
 
-from mape_unlearn.core.encoding import QABatch
+from mape_unlearn.core.encoding import TokenBatch
 from mape_unlearn.core.losses import mean_answer_nll
 from mape_unlearn.core.precision import bf16_autocast
 
@@ -28,7 +28,7 @@ def _positive(name: str, value: float) -> None:
 
 def train_on_answers(
     model: nn.Module,
-    data: QABatch,
+    data: TokenBatch,
     epochs: int,
     lr: float,
     batch_size: int,
@@ -42,26 +42,32 @@ def train_on_answers(
     """Train every weight on the answer-token NLL; returns the model and the loss per epoch.
 
     ``autocast`` runs the forward in bf16 on CUDA (weights and optimizer state stay float32, so
-    no loss scaling is needed); it is ignored on the CPU (``core.precision``).
+    no loss scaling is needed); it is ignored on the CPU (``core.precision``). Dropout (a
+    pretrained model's, e.g. BERT's 0.1) draws from the global generator, seeded here with
+    ``seed`` inside a forked state: the run is reproducible whatever ran before it, and the
+    caller's random state is left as it was.
     """
     for name, value in (("epochs", epochs), ("lr", lr), ("batch_size", batch_size)):
         _positive(name, value)
-    model.to(device).train()
-    generator = torch.Generator().manual_seed(seed)
-    steps = epochs * math.ceil(len(data) / batch_size)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
-    schedule = get_cosine_schedule_with_warmup(optimizer, int(warmup_fraction * steps), steps)
-    history = []
-    for _ in tqdm(range(epochs), desc=description, leave=False):
-        total, count = 0.0, 0
-        for batch in data.batches(batch_size, generator):
-            with bf16_autocast(device, autocast):
-                loss = mean_answer_nll(model, batch.to(device))
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            schedule.step()
-            total, count = total + loss.item() * len(batch), count + len(batch)
-        history.append(total / count)
-    log.info("%s: %d epochs, final answer NLL %.4f", description, epochs, history[-1])
-    return model.eval(), history
+    devices = [device] if device.type == "cuda" else []
+    with torch.random.fork_rng(devices=devices):
+        torch.manual_seed(seed)
+        model.to(device).train()
+        generator = torch.Generator().manual_seed(seed)
+        steps = epochs * math.ceil(len(data) / batch_size)
+        optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
+        schedule = get_cosine_schedule_with_warmup(optimizer, int(warmup_fraction * steps), steps)
+        history = []
+        for _ in tqdm(range(epochs), desc=description, leave=False):
+            total, count = 0.0, 0
+            for batch in data.batches(batch_size, generator):
+                with bf16_autocast(device, autocast):
+                    loss = mean_answer_nll(model, batch.to(device))
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                schedule.step()
+                total, count = total + loss.item() * len(batch), count + len(batch)
+            history.append(total / count)
+        log.info("%s: %d epochs, final answer NLL %.4f", description, epochs, history[-1])
+        return model.eval(), history

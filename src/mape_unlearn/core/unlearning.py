@@ -32,7 +32,7 @@ from tqdm.auto import tqdm
 
 from mape_unlearn.core.compact import CompactUpdate, compact_slices
 from mape_unlearn.core.distributed import all_reduce_sum, local_rows, rank_and_world, shard_bounds
-from mape_unlearn.core.encoding import IGNORE, QABatch
+from mape_unlearn.core.encoding import IGNORE, TokenBatch
 from mape_unlearn.core.losses import answer_nll, answer_token_logits, mean_answer_nll
 from mape_unlearn.core.metrics import teacher_forced_stats
 
@@ -76,7 +76,7 @@ class UnlearnSettings:
 
 
 def forget_term(
-    rule: str, model: nn.Module, reference: nn.Module | None, batch: QABatch, beta: float
+    rule: str, model: nn.Module, reference: nn.Module | None, batch: TokenBatch, beta: float
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """The forget part of the loss to minimise, and the batch's mean answer NLL (for the trace).
 
@@ -99,7 +99,7 @@ def forget_term(
     return -(2.0 / beta) * F.logsigmoid(-beta * log_ratio).sum() / len(batch), mean_nll
 
 
-def retain_kl(model: nn.Module, reference: nn.Module, batch: QABatch) -> torch.Tensor:
+def retain_kl(model: nn.Module, reference: nn.Module, batch: TokenBatch) -> torch.Tensor:
     """``KL(reference || model)`` of the next-token distributions, mean over answer tokens.
 
     Like :func:`forget_term`: this rank's share of the whole ``batch``'s value.
@@ -116,18 +116,18 @@ def retain_kl(model: nn.Module, reference: nn.Module, batch: QABatch) -> torch.T
     return F.kl_div(log_q, log_p, log_target=True, reduction="sum") / _answer_tokens(batch)
 
 
-def _own_rows(batch: QABatch) -> QABatch:
+def _own_rows(batch: TokenBatch) -> TokenBatch:
     """This rank's rows of a batch every rank holds whole; none when it has fewer rows than
     there are ranks (such a rank still joins every collective, adding zeros)."""
     return batch.select(local_rows(len(batch)))
 
 
-def _answer_tokens(batch: QABatch) -> torch.Tensor:
+def _answer_tokens(batch: TokenBatch) -> torch.Tensor:
     """The whole batch's answer-token count: what every rank divides its sums by."""
-    return (batch.labels[:, 1:] != IGNORE).sum().clamp(min=1)
+    return (batch.targets() != IGNORE).sum().clamp(min=1)
 
 
-def _nll_share(model: nn.Module, batch: QABatch) -> tuple[torch.Tensor, torch.Tensor]:
+def _nll_share(model: nn.Module, batch: TokenBatch) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-sample answer NLL of this rank's rows of ``batch``, ``[n_r]``, and their share of the
     batch's mean answer NLL (the training loss); the model never sees an empty shard."""
     own = _own_rows(batch)
@@ -140,7 +140,7 @@ def _nll_share(model: nn.Module, batch: QABatch) -> tuple[torch.Tensor, torch.Te
 
 def diagonal_retain_fisher(
     model: nn.Module,
-    retain: QABatch,
+    retain: TokenBatch,
     tensors: dict[str, torch.Tensor],
     batch_size: int,
     device: torch.device,
@@ -190,12 +190,12 @@ def optimizer_state_bytes(
     )
 
 
-def _endless(data: QABatch, batch_size: int, generator: torch.Generator) -> Iterator[QABatch]:
+def _endless(data: TokenBatch, batch_size: int, generator: torch.Generator) -> Iterator[TokenBatch]:
     while True:
         yield from data.batches(batch_size, generator)
 
 
-def _probe(data: QABatch, size: int, seed: int) -> QABatch:
+def _probe(data: TokenBatch, size: int, seed: int) -> TokenBatch:
     """A fixed seeded subsample: the retain rows whose accuracy the trace follows."""
     if size >= len(data):
         return data
@@ -205,8 +205,8 @@ def _probe(data: QABatch, size: int, seed: int) -> QABatch:
 
 def masked_unlearn(
     model: nn.Module,
-    forget: QABatch,
-    retain: QABatch,
+    forget: TokenBatch,
+    retain: TokenBatch,
     parameter_masks: dict[str, torch.Tensor],
     settings: UnlearnSettings,
     target_forget_accuracy: float | None,

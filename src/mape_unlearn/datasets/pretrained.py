@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import json
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -61,7 +62,6 @@ class PretrainedModelDataset(AbstractDataset[Any, Any]):
         unlearned_model:
           type: mape_unlearn.datasets.PretrainedModelDataset
           path: data/06_models/unlearned
-          model_class: AutoModelForCausalLM
           load_args:
             dtype: float32
     """
@@ -69,7 +69,7 @@ class PretrainedModelDataset(AbstractDataset[Any, Any]):
     def __init__(
         self,
         path: str,
-        model_class: str = "AutoModelForCausalLM",
+        model_class: str | None = None,
         load_args: dict[str, Any] | None = None,
         save_args: dict[str, Any] | None = None,
         metadata: dict[str, Any] | None = None,
@@ -79,7 +79,9 @@ class PretrainedModelDataset(AbstractDataset[Any, Any]):
         Args:
             path: Directory holding ``config.json`` and ``*.safetensors``.
             model_class: Name of a ``transformers`` class (``AutoModelForCausalLM``,
-                ``GPT2LMHeadModel``...) or a dotted import path to one.
+                ``AutoModelForSequenceClassification``...) or a dotted import path to one;
+                by default the class ``config.json`` names (``architectures``), so a causal
+                LM and a classifier load alike.
             load_args: Extra keyword arguments for ``from_pretrained``.
             save_args: Extra keyword arguments for ``save_pretrained``
                 (e.g. ``max_shard_size``).
@@ -95,10 +97,20 @@ class PretrainedModelDataset(AbstractDataset[Any, Any]):
 
     def load(self) -> Any:
         _check_directory(self._path, "model", {"config": ("config.json",), "weights": WEIGHT_FILES})
-        cls = _resolve_class(self._model_class)
+        cls = _resolve_class(self._model_class or self._saved_class())
         kwargs: dict[str, Any] = {"trust_remote_code": False, **copy.deepcopy(self._load_args)}
         kwargs["local_files_only"] = True
         return cls.from_pretrained(str(self._path), **kwargs)
+
+    def _saved_class(self) -> str:
+        """The class ``save_pretrained`` recorded in ``config.json``."""
+        architectures = json.loads((self._path / "config.json").read_text()).get("architectures")
+        if not architectures:
+            raise DatasetError(
+                f"'{self._path / 'config.json'}' names no architectures: set model_class in "
+                "the catalog entry, e.g. AutoModelForCausalLM"
+            )
+        return architectures[0]
 
     def save(self, data: Any) -> None:
         if self._read_only:
@@ -180,3 +192,4 @@ class TokenizerDataset(AbstractDataset[Any, Any]):
             "load_args": self._load_args,
             "read_only": self._read_only,
         }
+

@@ -4,22 +4,44 @@ tokenizer."""
 from __future__ import annotations
 
 import logging
+from typing import get_args
 
 import pandas as pd
 from transformers import PreTrainedTokenizerFast
 
 from mape_unlearn.core.people import generate_people_qa
+from mape_unlearn.core.people_labels import label_people
 from mape_unlearn.core.qa_data import OPTIONAL, requested_ids, to_qa_table
 from mape_unlearn.core.splits import check_retain_size, choose_forget_people, hold_out_people
 from mape_unlearn.core.tokenizer import corpus_texts, train_word_tokenizer
-from mape_unlearn.params import ForgetParams, GeneratorParams, HoldoutParams, QASourceParams
+from mape_unlearn.params import (
+    ForgetParams,
+    GeneratorParams,
+    HoldoutParams,
+    QASourceParams,
+    Task,
+)
 
 log = logging.getLogger(__name__)
 
 
-def generate_qa(params: GeneratorParams) -> pd.DataFrame:
-    """Generate the fictitious-people question-answer table."""
+def generate_qa(task: Task, params: GeneratorParams) -> pd.DataFrame:
+    """Generate the fictitious-people table: questions and answers, or (``task:
+    classification``) their fact sentences labelled with a class drawn per person."""
+    if task not in get_args(Task):
+        raise ValueError(
+            f"data_prep.task={task!r} is not allowed: expected one of {list(get_args(Task))}"
+        )
     qa = generate_people_qa(params.n_people, params.seed)
+    if task == "classification":
+        qa = label_people(qa, params.n_labels, params.seed)
+        log.info(
+            "generated %d sentences about %d people in %d classes",
+            len(qa),
+            params.n_people,
+            params.n_labels,
+        )
+        return qa
     log.info("generated %d questions about %d people", len(qa), params.n_people)
     return qa
 
@@ -82,7 +104,8 @@ def choose_forget(
 
 
 def fit_tokenizer(qa: pd.DataFrame) -> PreTrainedTokenizerFast:
-    """Train a word-level tokenizer on every text of the table."""
-    tokenizer = train_word_tokenizer(corpus_texts(qa))
+    """Train a word-level tokenizer on every text of the table (a classification table's
+    tokenizer wraps each text in ``[BOS] ... [SEP]``, for the classifier to pool)."""
+    tokenizer = train_word_tokenizer(corpus_texts(qa), classification="label" in qa.columns)
     log.info("tokenizer vocabulary: %d tokens", len(tokenizer))
     return tokenizer

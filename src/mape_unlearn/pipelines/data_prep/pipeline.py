@@ -25,12 +25,17 @@ def create_pipeline(
     **kwargs,
 ) -> Pipeline:
     """``qa_source``: `generated` or `file` (the catalog's ``qa_source``); ``forget_from_file``:
-    the deletion request is the catalog's ``forget_request``; ``original``: `pretrained` means
-    the tokenizer comes with the user's model, so none is fitted."""
+    the deletion request is the catalog's ``forget_request``; ``original``: `pretrained` or
+    `finetuned` means the tokenizer comes with the user's model, so none is fitted."""
     if qa_source == "file":
         qa = Node(read_qa, ["qa_source", "params:data_prep.source"], "qa_dataset", name="read_qa")
     else:
-        qa = Node(generate_qa, "params:data_prep.generator", "qa_dataset", name="generate_qa")
+        qa = Node(
+            generate_qa,
+            ["params:data_prep.task", "params:data_prep.generator"],
+            "qa_dataset",
+            name="generate_qa",
+        )
     nodes = [
         qa,
         Node(

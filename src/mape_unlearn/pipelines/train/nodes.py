@@ -1,13 +1,19 @@
-"""Nodes of `train`: a model fine-tuned on one split (the original or the retrain reference)."""
+"""Nodes of `train`: a model fine-tuned on one split (the original or the retrain reference).
+
+The task follows the data: a split with a ``label`` column trains a sequence classifier with
+one class per label value (``0 .. max label``), any other split a causal LM on its answers.
+"""
 
 from __future__ import annotations
+
+import copy
 
 import pandas as pd
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from mape_unlearn.core.device import resolve_device
 from mape_unlearn.core.encoding import encode_frame
-from mape_unlearn.core.models import build_causal_lm, fresh_like
+from mape_unlearn.core.models import build_model, fresh_like
 from mape_unlearn.core.training import train_on_answers
 from mape_unlearn.params import TrainParams
 
@@ -15,8 +21,9 @@ from mape_unlearn.params import TrainParams
 def train_model(
     split: pd.DataFrame, tokenizer: PreTrainedTokenizerBase, params: TrainParams
 ) -> tuple[PreTrainedModel, dict[str, list[float]]]:
-    """Build the configured model and train it to answer the split's questions."""
-    model = build_causal_lm(params.model_type, params.architecture, tokenizer, params.seed)
+    """Build the configured model and train it on the split."""
+    num_labels = int(split["label"].max()) + 1 if "label" in split.columns else None
+    model = build_model(params.model_type, params.architecture, tokenizer, params.seed, num_labels)
     return _train(model, split, tokenizer, params)
 
 
@@ -28,6 +35,17 @@ def train_like(
 ) -> tuple[PreTrainedModel, dict[str, list[float]]]:
     """Train a fresh model with the (user's) original model's configuration on the split."""
     return _train(fresh_like(original, params.seed), split, tokenizer, params)
+
+
+def fine_tune(
+    split: pd.DataFrame,
+    tokenizer: PreTrainedTokenizerBase,
+    base_model: PreTrainedModel,
+    params: TrainParams,
+) -> tuple[PreTrainedModel, dict[str, list[float]]]:
+    """Fine-tune a copy of a pretrained base model on the split (``train.original:
+    finetuned``): the retrain reference then starts from the same pretrained weights."""
+    return _train(copy.deepcopy(base_model), split, tokenizer, params)
 
 
 def _train(

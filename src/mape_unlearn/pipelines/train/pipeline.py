@@ -1,25 +1,28 @@
 """Wiring of `train`: one training node reused for the original and the retrain reference.
 
 With the user's own model (``train.original: pretrained``) the original is not trained, and
-the retrain reference is a fresh model of the same configuration.
+the retrain reference is a fresh model of the same configuration. With a pretrained base
+(``finetuned``: the catalog's ``base_model``) both are fine-tuned from a copy of the base.
 """
 
 from kedro.pipeline import Node, Pipeline
 
-from mape_unlearn.pipelines.train.nodes import train_like, train_model
+from mape_unlearn.pipelines.train.nodes import fine_tune, train_like, train_model
 
 OUTPUTS = ["model", "history"]
 FIT = Node(train_model, ["split", "tokenizer", "params:train"], OUTPUTS, name="fit")
 FIT_LIKE = Node(
     train_like, ["split", "tokenizer", "original_model", "params:train"], OUTPUTS, name="fit"
 )
+FIT_FROM_BASE = Node(
+    fine_tune, ["split", "tokenizer", "base_model", "params:train"], OUTPUTS, name="fit"
+)
+SHARED = ("tokenizer", "original_model", "base_model")
 
 
 def _model(name: str, split: str, fit: Node) -> Pipeline:
     """``fit`` in the namespace ``name``: trained on ``split``, saved as ``<name>_model``."""
-    shared = {
-        dataset: dataset for dataset in fit.inputs if dataset in ("tokenizer", "original_model")
-    }
+    shared = {dataset: dataset for dataset in fit.inputs if dataset in SHARED}
     return Pipeline(
         [fit],
         namespace=name,
@@ -30,9 +33,15 @@ def _model(name: str, split: str, fit: Node) -> Pipeline:
 
 
 def create_pipeline(original: str = "trained", **kwargs) -> Pipeline:
-    """``original``: `trained` (built from ``train``'s config) or `pretrained` (the user's)."""
+    """``original``: `trained` (built from ``train``'s config), `pretrained` (the user's) or
+    `finetuned` (from the catalog's ``base_model``)."""
     if original == "pretrained":
         models = [_model("retrain", "retain_split", FIT_LIKE)]
+    elif original == "finetuned":
+        models = [
+            _model("original", "training_split", FIT_FROM_BASE),
+            _model("retrain", "retain_split", FIT_FROM_BASE),
+        ]
     else:
         models = [_model("original", "training_split", FIT), _model("retrain", "retain_split", FIT)]
     return Pipeline(models, tags="train")

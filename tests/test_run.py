@@ -13,7 +13,7 @@ from kedro.framework.session import KedroSession
 from kedro.framework.startup import bootstrap_project
 from kedro.pipeline import Pipeline
 from safetensors.torch import load_file
-from transformers import AutoModelForCausalLM
+from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from mape_unlearn.caching import CachingRunner
 from mape_unlearn.core.architectures import module_parameter_masks
@@ -97,6 +97,17 @@ def test_artifacts_are_consistent(finished_run: Path):
         frozen = ~masks.get(name, torch.zeros_like(before, dtype=torch.bool))
         assert torch.equal(after[name][frozen], before[frozen]), name
     assert any(not torch.equal(after[name], p) for name, p in original.named_parameters())
+
+    # the release: the same weights and the run's tokenizer, loadable from one directory
+    release = data / "06_models" / "unlearned_release"
+    released = AutoModelForCausalLM.from_pretrained(release)
+    for name, weights in released.state_dict().items():
+        assert torch.equal(weights, unlearned.state_dict()[name]), name
+    tokenizer = AutoTokenizer.from_pretrained(release)
+    assert (
+        tokenizer.get_vocab()
+        == AutoTokenizer.from_pretrained(data / "04_feature" / "tokenizer").get_vocab()
+    )
 
     metrics = json.loads((data / "08_reporting" / "evaluation_metrics.json").read_text())
     baselines = {"mape_forget_only", "diagonal_modules", "random_modules", "full", "salun", "sa"}

@@ -14,6 +14,7 @@ from tokenizers.pre_tokenizers import Whitespace
 from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
 
 from mape_unlearn.datasets import (
+    ModelReleaseDataset,
     PretrainedModelDataset,
     TensorDictDataset,
     TokenizerDataset,
@@ -275,3 +276,17 @@ def test_datasets_from_catalog_config(tmp_path: Path) -> None:
     assert torch.equal(catalog.load("masks")["m"], torch.tensor([True, False]))
     assert not catalog.exists("model")
 
+
+def test_release_holds_model_and_tokenizer_in_one_directory(tmp_path: Path) -> None:
+    model, tokenizer = _tiny_gpt2(), _tiny_tokenizer()
+    ds = ModelReleaseDataset(path=str(tmp_path / "release"))
+    assert not ds.exists()
+    ds.save({"model": model, "tokenizer": tokenizer})
+    assert ds.exists()
+    loaded = ds.load()
+    for name, weights in loaded["model"].state_dict().items():
+        assert torch.equal(weights, model.state_dict()[name]), name
+    assert loaded["tokenizer"].get_vocab() == tokenizer.get_vocab()
+    with pytest.raises(DatasetError, match="keys 'model' and 'tokenizer'"):
+        ds.save({"model": model})
+    assert ds.load()["tokenizer"].get_vocab() == tokenizer.get_vocab()  # nothing half-written

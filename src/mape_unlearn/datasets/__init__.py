@@ -1,12 +1,17 @@
 """Custom Kedro datasets; every save is atomic (temporary sibling, then rename)."""
 
 from mape_unlearn.datasets.cache_manifest import CacheManifestDataset
-from mape_unlearn.datasets.pretrained import PretrainedModelDataset, TokenizerDataset
+from mape_unlearn.datasets.pretrained import (
+    ModelReleaseDataset,
+    PretrainedModelDataset,
+    TokenizerDataset,
+)
 from mape_unlearn.datasets.tensors import TensorDictDataset
 from mape_unlearn.datasets.user_table import UserTableDataset
 
 __all__ = [
     "CacheManifestDataset",
+    "ModelReleaseDataset",
     "PretrainedModelDataset",
     "TensorDictDataset",
     "TokenizerDataset",

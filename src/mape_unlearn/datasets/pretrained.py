@@ -193,3 +193,50 @@ class TokenizerDataset(AbstractDataset[Any, Any]):
             "read_only": self._read_only,
         }
 
+
+class ModelReleaseDataset(AbstractDataset[dict[str, Any], dict[str, Any]]):
+    """A model and its tokenizer in one ``save_pretrained`` directory: what a user ships, since
+    ``AutoModelFor….from_pretrained(path)`` and ``AutoTokenizer.from_pretrained(path)`` both
+    read it. The data is ``{"model": ..., "tokenizer": ...}``; both are written into one
+    temporary directory swapped in atomically, and load as :class:`PretrainedModelDataset`
+    (the class ``config.json`` names) and :class:`TokenizerDataset` load them.
+    """
+
+    def __init__(
+        self,
+        path: str,
+        load_args: dict[str, Any] | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> None:
+        """
+        Args:
+            path: The directory to write.
+            load_args: Extra keyword arguments for the model's ``from_pretrained``.
+            metadata: Free-form metadata (used by kedro-viz), ignored here.
+        """
+        self._path = Path(path)
+        self._model = PretrainedModelDataset(path, load_args=load_args)
+        self._tokenizer = TokenizerDataset(path)
+        self.metadata = metadata
+
+    def load(self) -> dict[str, Any]:
+        return {"model": self._model.load(), "tokenizer": self._tokenizer.load()}
+
+    def save(self, data: dict[str, Any]) -> None:
+        if not isinstance(data, dict) or set(data) != {"model", "tokenizer"}:
+            raise DatasetError(
+                "ModelReleaseDataset saves a dict with the keys 'model' and 'tokenizer', got "
+                f"{sorted(data) if isinstance(data, dict) else type(data).__name__}"
+            )
+
+        def write(directory: Path) -> None:
+            self._model._write(data["model"], directory)
+            self._tokenizer._write(data["tokenizer"], directory)
+
+        atomic_write_dir(self._path, write)
+
+    def _exists(self) -> bool:
+        return self._model.exists() and self._tokenizer.exists()
+
+    def _describe(self) -> dict[str, Any]:
+        return {"path": str(PurePosixPath(self._path))}

@@ -40,6 +40,7 @@ NOT_LOGGED = (
     "holdout_split",
     "*_mask_gradients",
     "*parameter_masks",
+    "unlearned_release",  # the logged unlearned_model's weights again, with the tokenizer
 )
 
 # Model weights are logged for these outputs only (the original and retrain models, and any

@@ -153,6 +153,14 @@ def unlearn_model(
     return model.cpu(), trace, cost
 
 
+def release_model(
+    unlearned_model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase
+) -> dict[str, PreTrainedModel | PreTrainedTokenizerBase]:
+    """The unlearned model with its tokenizer: one directory a user ships and loads with
+    ``AutoModelFor….from_pretrained`` and ``AutoTokenizer.from_pretrained``."""
+    return {"model": unlearned_model, "tokenizer": tokenizer}
+
+
 def select_and_unlearn(
     original_model: PreTrainedModel,
     tokenizer: PreTrainedTokenizerBase,

@@ -1,8 +1,14 @@
-"""Wiring of `unlearn`: the module mask's weight slices, then masked unlearning."""
+"""Wiring of `unlearn`: the module mask's weight slices, masked unlearning, and the unlearned
+model released with its tokenizer."""
 
 from kedro.pipeline import Node, Pipeline
 
-from mape_unlearn.pipelines.unlearn.nodes import forget_accuracy_target, module_masks, unlearn_model
+from mape_unlearn.pipelines.unlearn.nodes import (
+    forget_accuracy_target,
+    module_masks,
+    release_model,
+    unlearn_model,
+)
 from mape_unlearn.pipelines.unlearn.plots import plot_unlearning_losses
 
 UNLEARN_INPUTS = [
@@ -42,6 +48,12 @@ def create_pipeline(**kwargs) -> Pipeline:
                 name="module_masks",
             ),
             unlearn_node(),
+            Node(
+                release_model,
+                ["unlearned_model", "tokenizer"],
+                "unlearned_release",
+                name="release_model",
+            ),
             Node(
                 plot_unlearning_losses,
                 "unlearning_trace",

@@ -31,11 +31,21 @@ class QAColumns(_Params):
     perturbed_answers: str | None
 
 
+class LabelColumns(_Params):
+    """The column of the user's classification data for each of the project's."""
+
+    person_id: str
+    text: str
+    text_pair: str | None
+    label: str
+
+
 class QASourceParams(_Params):
     """Where the QA data comes from: the generator, or the catalog's ``qa_source`` file."""
 
     kind: Literal["generated", "file"]
-    columns: QAColumns
+    columns: QAColumns  # data_prep.task: qa
+    label_columns: LabelColumns  # data_prep.task: classification
 
 
 Task = Literal["qa", "classification"]  # data_prep.task: the generated data's task

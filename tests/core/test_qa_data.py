@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mape_unlearn.core.qa_data import requested_ids, to_qa_table
+from mape_unlearn.core.qa_data import class_ids, requested_ids, to_label_table, to_qa_table
 
 COLUMNS = {
     "person_id": "doc",
@@ -79,3 +79,37 @@ def test_requested_ids_from_ids_or_rows() -> None:
     assert requested_ids(user_frame(), "doc") == ["7", "8"]  # whole rows of the data
     with pytest.raises(ValueError, match=r"column 'doc' .* not in the deletion request"):
         requested_ids(pd.DataFrame({"id": ["7"]}), "doc")
+
+
+LABEL_COLUMNS = {"person_id": "doc", "text": "a", "text_pair": "b", "label": "y"}
+
+
+def labelled_frame(labels: list[object]) -> pd.DataFrame:
+    n = len(labels)
+    return pd.DataFrame(
+        {"doc": [7, 7, "8"][:n], "a": ["x y", "z", "w"][:n], "b": ["p", "q", "r"][:n], "y": labels}
+    )
+
+
+def test_a_classification_table_keeps_integer_class_ids() -> None:
+    table, names = to_label_table(labelled_frame([2, 0, 2]), LABEL_COLUMNS)
+    assert list(table.columns) == ["person_id", "text", "text_pair", "label"]
+    assert table.person_id.tolist() == ["7", "7", "8"]
+    assert table.label.tolist() == [2, 0, 2] and table.label.dtype == np.int64
+    assert names == ["0", "1", "2"]
+
+
+def test_other_labels_are_numbered_in_sorted_order() -> None:
+    ids, names = class_ids(pd.Series(["pos", "neg", "pos"]), "y")
+    assert ids.tolist() == [1, 0, 1] and names == ["neg", "pos"]
+    ids, names = class_ids(pd.Series([1.5, -1.0, 1.5]), "y")  # not class ids: numbered too
+    assert ids.tolist() == [1, 0, 1] and names == ["-1.0", "1.5"]
+
+
+def test_classification_columns_and_labels_are_checked() -> None:
+    with pytest.raises(ValueError, match=r"label_columns names \['label'\] wrongly"):
+        to_label_table(labelled_frame([0]), {**LABEL_COLUMNS, "label": None})
+    with pytest.raises(ValueError, match=r"column 'y' \(data_prep.source.label_columns.label\) "):
+        to_label_table(labelled_frame([0, None]), LABEL_COLUMNS)
+    with pytest.raises(ValueError, match=r"'a' \(data_prep.source.label_columns.text\) is empty"):
+        to_label_table(labelled_frame([0]).assign(a=[" "]), LABEL_COLUMNS)

@@ -12,10 +12,12 @@ from kedro.io import DataCatalog, MemoryDataset
 from kedro.runner import SequentialRunner
 
 from mape_unlearn.core.people import generate_people_qa
+from mape_unlearn.core.people_labels import label_people
 from mape_unlearn.params import (
     ForgetParams,
     GeneratorParams,
     HoldoutParams,
+    LabelColumns,
     QAColumns,
     QASourceParams,
     Task,
@@ -31,6 +33,7 @@ IDENTITY = QAColumns(
     paraphrased_answer="paraphrased_answer",
     perturbed_answers="perturbed_answers",
 )
+LABELS = LabelColumns(person_id="person_id", text="text", text_pair=None, label="label")
 
 
 def forget_params(**changes: object) -> ForgetParams:
@@ -54,7 +57,9 @@ def run_data_prep(
     ``inputs``; Kedro converts typed params only inside a session, so the parameter datasets
     hold the pydantic models themselves."""
     params = {
-        "params:data_prep.source": QASourceParams(kind="generated", columns=IDENTITY),
+        "params:data_prep.source": QASourceParams(
+            kind="generated", columns=IDENTITY, label_columns=LABELS
+        ),
         "params:data_prep.task": "qa",
         "params:data_prep.generator": GeneratorParams(n_people=12, n_labels=2, seed=0),
         "params:data_prep.holdout": HoldoutParams(fraction=0.25, seed=0),
@@ -158,7 +163,9 @@ def test_a_users_file_and_a_deletion_request_file() -> None:
     ids = sorted(people_of(training))[:2]
     outputs = run_data_prep(
         inputs={
-            "params:data_prep.source": QASourceParams(kind="file", columns=columns),
+            "params:data_prep.source": QASourceParams(
+                kind="file", columns=columns, label_columns=LABELS
+            ),
             "qa_source": theirs,
             "forget_request": theirs[theirs.author.isin(ids)],  # rows of the data to forget
         },
@@ -169,6 +176,32 @@ def test_a_users_file_and_a_deletion_request_file() -> None:
     pd.testing.assert_frame_equal(outputs["qa_dataset"], expected, check_dtype=False)
     assert outputs["forget_request_ids"] == ids
     assert people_of(outputs["forget_split"]) == set(ids)
+
+
+def test_a_users_classification_file_with_named_labels() -> None:
+    people = label_people(generate_people_qa(12, seed=0), n_labels=3, seed=0)
+    names = {0: "neutral", 1: "negative", 2: "positive"}
+    theirs = pd.DataFrame(
+        {"doc": people.person_id, "sentence": people.text, "mood": people.label.map(names)}
+    )
+    columns = LABELS.model_copy(update={"person_id": "doc", "text": "sentence", "label": "mood"})
+    outputs = run_data_prep(
+        inputs={
+            "params:data_prep.source": QASourceParams(
+                kind="file", columns=IDENTITY, label_columns=columns
+            ),
+            "params:data_prep.task": "classification",
+            "qa_source": theirs,
+        },
+        qa_source="file",
+    )
+    table = outputs["qa_dataset"]
+    assert list(table.columns) == ["person_id", "text", "label"]
+    by_name = {"negative": 0, "neutral": 1, "positive": 2}  # numbered in sorted order
+    assert table.label.tolist() == [by_name[mood] for mood in theirs.mood]
+    assert set(outputs["forget_split"].columns) == {"person_id", "text", "label"}
+    encoded = outputs["tokenizer"](outputs["forget_split"].text.iloc[0])["input_ids"]
+    assert encoded[0] == outputs["tokenizer"].bos_token_id  # wrapped for a classifier
 
 
 def test_too_small_a_retain_set_stops_data_prep() -> None:

@@ -1,4 +1,5 @@
-"""A user's question-answer table, mapped to the project's columns and checked.
+"""A user's question-answer (or classification) table, mapped to the project's columns and
+checked.
 
 Every stage reads one table: a row per question, with ``person_id`` (what rows are grouped
 by, and so the unit that is held out and forgotten: a person, an author, a document),
@@ -6,6 +7,9 @@ by, and so the unit that is held out and forgotten: a person, an author, a docum
 list of plausible wrong answers per row). Only the truth ratio and forget quality need the
 optional two; without them those metrics are NaN. A user's data names these columns as it
 likes: ``columns`` maps each of the project's names to the data's (``None``: absent).
+
+A classification table (:func:`to_label_table`) has ``person_id``, ``text``, optionally
+``text_pair``, and ``label``, mapped by ``data_prep.source.label_columns``.
 
 Problems are found here, once, with the column named, rather than as a ``KeyError`` deep in
 a later stage.
@@ -19,7 +23,15 @@ from collections.abc import Mapping
 import numpy as np
 import pandas as pd
 
-__all__ = ["OPTIONAL", "PERTURBED", "REQUIRED", "requested_ids", "to_qa_table"]
+__all__ = [
+    "OPTIONAL",
+    "PERTURBED",
+    "REQUIRED",
+    "class_ids",
+    "requested_ids",
+    "to_label_table",
+    "to_qa_table",
+]
 
 ID, QUESTION, ANSWER = "person_id", "question", "answer"
 PARAPHRASED, PERTURBED = "paraphrased_answer", "perturbed_answers"
@@ -38,22 +50,80 @@ def to_qa_table(frame: pd.DataFrame, columns: Mapping[str, str | None]) -> pd.Da
     texts must be non-empty; perturbed answers a non-empty list of texts per row (in a CSV
     file: a JSON list such as ``["a", "b"]``). Other columns are dropped.
     """
-    unknown = sorted(set(columns) - {*REQUIRED, *OPTIONAL})
-    absent = [name for name in REQUIRED if columns.get(name) is None]
-    if unknown or absent:
-        raise ValueError(
-            f"{_PARAMETER} names {unknown or absent} wrongly: expected a column name for each "
-            f"of {list(REQUIRED)} and a name or null for each of {list(OPTIONAL)}"
-        )
-    table = pd.DataFrame(
-        {ours: _column(frame, theirs, ours) for ours, theirs in columns.items() if theirs}
-    )
-    for name in (ID, QUESTION, ANSWER, PARAPHRASED):
-        if name in table:
-            table[name] = _texts(table[name], columns[name], name)
+    table = _mapped(frame, columns, REQUIRED, OPTIONAL, (ID, QUESTION, ANSWER, PARAPHRASED))
     if PERTURBED in table:
         table[PERTURBED] = _text_lists(table[PERTURBED], columns[PERTURBED])
     return table.reset_index(drop=True)
+
+
+TEXT, TEXT_PAIR, LABEL = "text", "text_pair", "label"
+LABEL_REQUIRED: tuple[str, ...] = (ID, TEXT, LABEL)
+LABEL_OPTIONAL: tuple[str, ...] = (TEXT_PAIR,)
+
+_LABELS = "data_prep.source.label_columns"
+
+
+def to_label_table(
+    frame: pd.DataFrame, columns: Mapping[str, str | None]
+) -> tuple[pd.DataFrame, list[str]]:
+    """The project's classification table from a user's ``frame``, and the label of each class
+    id (``names[i]`` is the data's label of class ``i``). Other columns are dropped.
+
+    Labels become class ids ``0 .. k-1``: non-negative integers are kept (a model fine-tuned on
+    them expects them), any other labels are numbered in sorted order.
+    """
+    table = _mapped(
+        frame, columns, LABEL_REQUIRED, LABEL_OPTIONAL, (ID, TEXT, TEXT_PAIR), parameter=_LABELS
+    )
+    table[LABEL], names = class_ids(table[LABEL], columns[LABEL])
+    return table.reset_index(drop=True), names
+
+
+def class_ids(values: pd.Series, theirs: str | None) -> tuple[pd.Series, list[str]]:
+    """Class ids for a label column, and the label of each id (see :func:`to_label_table`)."""
+    missing = [i for i, value in enumerate(values) if np.ndim(value) == 0 and pd.isna(value)]
+    if missing:
+        raise ValueError(
+            f"column {theirs!r} ({_LABELS}.{LABEL}) has no label in {len(missing)} row(s): "
+            f"{_rows(missing)}; expected a label in every row"
+        )
+    numbers = pd.to_numeric(values, errors="coerce")
+    if numbers.notna().all() and (numbers % 1 == 0).all() and (numbers >= 0).all():
+        ids = numbers.astype("int64")
+        return ids, [str(i) for i in range(int(ids.max()) + 1)]
+    names = sorted({str(value) for value in values})
+    index = {name: i for i, name in enumerate(names)}
+    return values.map(lambda value: index[str(value)]).astype("int64"), names
+
+
+def _mapped(
+    frame: pd.DataFrame,
+    columns: Mapping[str, str | None],
+    required: tuple[str, ...],
+    optional: tuple[str, ...],
+    texts: tuple[str, ...],
+    parameter: str = _PARAMETER,
+) -> pd.DataFrame:
+    """The mapped columns of ``frame`` under the project's names, ``texts`` checked non-empty
+    (ids become strings); the mapping itself checked against ``required`` and ``optional``."""
+    unknown = sorted(set(columns) - {*required, *optional})
+    absent = [name for name in required if columns.get(name) is None]
+    if unknown or absent:
+        raise ValueError(
+            f"{parameter} names {unknown or absent} wrongly: expected a column name for each "
+            f"of {list(required)} and a name or null for each of {list(optional)}"
+        )
+    table = pd.DataFrame(
+        {
+            ours: _column(frame, theirs, ours, parameter=parameter)
+            for ours, theirs in columns.items()
+            if theirs
+        }
+    )
+    for name in texts:
+        if name in table:
+            table[name] = _texts(table[name], columns[name], name, parameter=parameter)
+    return table
 
 
 def requested_ids(request: pd.DataFrame, id_column: str) -> list[str]:
@@ -70,10 +140,16 @@ def requested_ids(request: pd.DataFrame, id_column: str) -> list[str]:
     return list(dict.fromkeys(ids.astype(str)))
 
 
-def _column(frame: pd.DataFrame, theirs: str, ours: str, what: str = "the data") -> pd.Series:
+def _column(
+    frame: pd.DataFrame,
+    theirs: str,
+    ours: str,
+    what: str = "the data",
+    parameter: str = _PARAMETER,
+) -> pd.Series:
     if theirs not in frame.columns:
         raise ValueError(
-            f"column {theirs!r} ({_PARAMETER}.{ours}) is not in {what}; columns found: "
+            f"column {theirs!r} ({parameter}.{ours}) is not in {what}; columns found: "
             f"{list(frame.columns)}"
         )
     return frame[theirs]
@@ -88,11 +164,13 @@ def _rows(positions: list[int]) -> str:
     return ", ".join(map(str, positions[:_MAX_LISTED])) + more
 
 
-def _texts(values: pd.Series, theirs: str | None, ours: str) -> pd.Series:
+def _texts(
+    values: pd.Series, theirs: str | None, ours: str, parameter: str = _PARAMETER
+) -> pd.Series:
     empty = [i for i, value in enumerate(values) if _is_empty(value)]
     if empty:
         raise ValueError(
-            f"column {theirs!r} ({_PARAMETER}.{ours}) is empty in {len(empty)} row(s): "
+            f"column {theirs!r} ({parameter}.{ours}) is empty in {len(empty)} row(s): "
             f"{_rows(empty)}; expected text in every row"
         )
     return values.map(str)

@@ -11,7 +11,7 @@ from transformers import PreTrainedTokenizerFast
 
 from mape_unlearn.core.people import generate_people_qa
 from mape_unlearn.core.people_labels import label_people
-from mape_unlearn.core.qa_data import OPTIONAL, requested_ids, to_qa_table
+from mape_unlearn.core.qa_data import OPTIONAL, requested_ids, to_label_table, to_qa_table
 from mape_unlearn.core.splits import check_retain_size, choose_forget_people, hold_out_people
 from mape_unlearn.core.tokenizer import corpus_texts, train_word_tokenizer
 from mape_unlearn.params import (
@@ -46,8 +46,19 @@ def generate_qa(task: Task, params: GeneratorParams) -> pd.DataFrame:
     return qa
 
 
-def read_qa(table: pd.DataFrame, params: QASourceParams) -> pd.DataFrame:
-    """The user's QA table in the project's column names, checked."""
+def read_qa(table: pd.DataFrame, params: QASourceParams, task: Task) -> pd.DataFrame:
+    """The user's table in the project's column names, checked: question-answer pairs, or
+    (``task: classification``) texts with class ids."""
+    if task == "classification":
+        qa, names = to_label_table(table, params.label_columns.model_dump())
+        log.info(
+            "read %d labelled texts about %d people in %d classes (class id: label %s)",
+            len(qa),
+            qa.person_id.nunique(),
+            len(names),
+            dict(enumerate(names)),
+        )
+        return qa
     qa = to_qa_table(table, params.columns.model_dump())
     missing = [name for name in OPTIONAL if name not in qa]
     log.info(

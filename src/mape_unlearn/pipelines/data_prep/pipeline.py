@@ -28,7 +28,12 @@ def create_pipeline(
     the deletion request is the catalog's ``forget_request``; ``original``: `pretrained` or
     `finetuned` means the tokenizer comes with the user's model, so none is fitted."""
     if qa_source == "file":
-        qa = Node(read_qa, ["qa_source", "params:data_prep.source"], "qa_dataset", name="read_qa")
+        qa = Node(
+            read_qa,
+            ["qa_source", "params:data_prep.source", "params:data_prep.task"],
+            "qa_dataset",
+            name="read_qa",
+        )
     else:
         qa = Node(
             generate_qa,

@@ -116,10 +116,11 @@ def test_classifier_mask_gradients_equal_single_sample_ones(family, people, toke
     )
 
 
+@pytest.mark.parametrize("family", ["bert", "roberta"])
 def test_masked_unlearning_of_a_classifier_changes_only_the_selected_slices(
-    people, tokenizer
+    family, people, tokenizer
 ) -> None:
-    model = classifier("bert", tokenizer)
+    model = classifier(family, tokenizer)
     forget_rows = people.person_id == people.person_id.iloc[0]
     forget, retain = (
         encode_frame(tokenizer, people[forget_rows]),

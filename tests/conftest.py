@@ -54,8 +54,8 @@ _CAUSAL_CONFIGS = {
     "qwen2": lambda: Qwen2Config(**_LLAMA_SHAPE, **_SPECIAL),
 }
 _ENCODER_CONFIGS = {
-    "bert": lambda: BertConfig(**_BERT_SHAPE),
-    "roberta": lambda: RobertaConfig(**_BERT_SHAPE, pad_token_id=1),
+    "bert": lambda: BertConfig(**ENCODER_SHAPE, vocab_size=VOCAB),
+    "roberta": lambda: RobertaConfig(**ENCODER_SHAPE, vocab_size=VOCAB, pad_token_id=1),
 }
 _SPECIAL = {"vocab_size": VOCAB, "bos_token_id": 2, "eos_token_id": 3, "pad_token_id": 0}
 _LLAMA_SHAPE = {
@@ -65,12 +65,11 @@ _LLAMA_SHAPE = {
     "hidden_size": 32,
     "intermediate_size": 48,
 }
-_BERT_SHAPE = {
+ENCODER_SHAPE = {  # a tiny BERT-style encoder, without its vocabulary size
     "num_hidden_layers": 2,
     "num_attention_heads": 4,
     "hidden_size": 32,
     "intermediate_size": 48,
-    "vocab_size": VOCAB,
     "max_position_embeddings": 40,
 }
 CAUSAL_FAMILIES = tuple(_CAUSAL_CONFIGS)

@@ -24,12 +24,10 @@ from mape_unlearn.core.tokenizer import corpus_texts, train_word_tokenizer
 from mape_unlearn.core.unlearning import UnlearnSettings, masked_unlearn
 from mape_unlearn.datasets import PretrainedModelDataset, TokenizerDataset
 from mape_unlearn.settings import package_dir
-from tests.conftest import copy_project
+from tests.conftest import ENCODER_SHAPE, copy_project
 from tests.test_custom_data import run_env, write_env
 
 CPU = torch.device("cpu")
-SHAPE = {"num_hidden_layers": 2, "num_attention_heads": 4, "hidden_size": 32}
-SHAPE |= {"intermediate_size": 48, "max_position_embeddings": 40}
 
 
 @pytest.fixture(scope="module")
@@ -46,7 +44,7 @@ def classifier(family: str, tokenizer, num_labels: int = 3) -> torch.nn.Module:
     """A tiny random classifier saved and reloaded through the Auto class, as a user's is."""
     torch.manual_seed(0)
     config = {"bert": BertConfig, "roberta": RobertaConfig}[family](
-        **SHAPE, vocab_size=len(tokenizer), pad_token_id=tokenizer.pad_token_id,
+        **ENCODER_SHAPE, vocab_size=len(tokenizer), pad_token_id=tokenizer.pad_token_id,
         num_labels=num_labels,
     )  # fmt: skip
     built = AutoModelForSequenceClassification.from_config(config)
@@ -158,7 +156,12 @@ def tiny_bert_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
         "classify",
         {
             "data_prep": {"task": "classification", "generator": {"n_labels": 3}},
-            "train": {"model_type": "bert", "architecture": SHAPE, "epochs": 30, "lr": 3e-3},
+            "train": {
+                "model_type": "bert",
+                "architecture": ENCODER_SHAPE,
+                "epochs": 30,
+                "lr": 3e-3,
+            },
             "evaluate": {"methods": ["full"]},
             "sweep": {"methods": ["mape"], "sparsities": [0.9]},
             "successive": {"requests": 1},

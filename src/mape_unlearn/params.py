@@ -48,7 +48,7 @@ class QASourceParams(_Params):
     label_columns: LabelColumns  # data_prep.task: classification
 
 
-Task = Literal["qa", "classification"]  # data_prep.task: the generated data's task
+Task = Literal["qa", "classification"]  # data_prep.task: what the data is for
 
 
 class GeneratorParams(_Params):

@@ -25,15 +25,20 @@ from mape_unlearn.params import (
 log = logging.getLogger(__name__)
 
 
-def generate_qa(task: Task, params: GeneratorParams) -> pd.DataFrame:
-    """Generate the fictitious-people table: questions and answers, or (``task:
-    classification``) their fact sentences labelled with a class drawn per person."""
+def _classification(task: Task) -> bool:
+    """Whether ``data_prep.task`` asks for classification; a misspelt task stops here."""
     if task not in get_args(Task):
         raise ValueError(
             f"data_prep.task={task!r} is not allowed: expected one of {list(get_args(Task))}"
         )
+    return task == "classification"
+
+
+def generate_qa(task: Task, params: GeneratorParams) -> pd.DataFrame:
+    """Generate the fictitious-people table: questions and answers, or (``task:
+    classification``) their fact sentences labelled with a class drawn per person."""
     qa = generate_people_qa(params.n_people, params.seed)
-    if task == "classification":
+    if _classification(task):
         qa = label_people(qa, params.n_labels, params.seed)
         log.info(
             "generated %d sentences about %d people in %d classes",
@@ -49,7 +54,7 @@ def generate_qa(task: Task, params: GeneratorParams) -> pd.DataFrame:
 def read_qa(table: pd.DataFrame, params: QASourceParams, task: Task) -> pd.DataFrame:
     """The user's table in the project's column names, checked: question-answer pairs, or
     (``task: classification``) texts with class ids."""
-    if task == "classification":
+    if _classification(task):
         qa, names = to_label_table(table, params.label_columns.model_dump())
         log.info(
             "read %d labelled texts about %d people in %d classes (class id: label %s)",

@@ -54,6 +54,7 @@ Task = Literal["qa", "classification"]  # data_prep.task: what the data is for
 class GeneratorParams(_Params):
     n_people: PositiveInt
     n_labels: int = Field(ge=2)  # task classification: classes drawn per person
+    distinct_values: bool  # deal each attribute's values without replacement (see people.py)
     seed: int
 
 

@@ -92,6 +92,63 @@ def test_values_are_shared_sometimes_but_not_always() -> None:
     assert 1 < cities.nunique() < 100
 
 
+def values_of(qa: pd.DataFrame) -> dict[str, list[str]]:
+    """Each template's true value per row, read back by matching the answer's wording."""
+    values: dict[str, list[str]] = {t.template_id: [] for t in people.TEMPLATES}
+    for template in people.TEMPLATES:
+        rows = qa[qa["template"] == template.template_id]
+        for row in rows.itertuples():
+            surname = row.person_name.split()[-1]
+            (value,) = [
+                v
+                for v in template.values
+                if template.answer.format(**people._fields(row.person_name, surname, v))
+                == row.answer
+            ]
+            values[template.template_id].append(value)
+    return values
+
+
+def test_distinct_values_are_shared_by_no_two_people() -> None:
+    n_shortest = min(len(t.values) for t in people.TEMPLATES)
+    assert n_shortest == len(people.COLOURS) == 30
+    qa = generate_people_qa(n_people=30, seed=0, distinct_values=True)
+    for template_id, values in values_of(qa).items():
+        assert len(values) == 30
+        assert len(set(values)) == 30, template_id
+
+
+def test_distinct_values_are_dealt_evenly_beyond_the_shortest_list() -> None:
+    qa = generate_people_qa(n_people=65, seed=0, distinct_values=True)
+    for template in people.TEMPLATES:
+        counts = pd.Series(values_of(qa)[template.template_id]).value_counts()
+        counts = counts.reindex(list(template.values), fill_value=0)
+        assert counts.max() - counts.min() <= 1, template.template_id
+        if template.values is people.COLOURS:  # 65 people over 30 colours: 2 or 3 each
+            assert set(counts) == {2, 3}
+
+
+def test_distinct_values_keep_names_and_perturbed_answers() -> None:
+    distinct = generate_people_qa(n_people=40, seed=0, distinct_values=True)
+    independent = generate_people_qa(n_people=40, seed=0)
+    # the names are drawn first, so the same people; only their values differ
+    assert list(distinct["person_name"]) == list(independent["person_name"])
+    assert not distinct["answer"].equals(independent["answer"])
+    for row in distinct.itertuples():
+        assert len(set(row.perturbed_answers)) == N_PERTURBED
+        assert row.paraphrased_answer not in row.perturbed_answers
+    pd.testing.assert_frame_equal(
+        distinct, generate_people_qa(n_people=40, seed=0, distinct_values=True)
+    )
+
+
+def test_default_draws_values_independently() -> None:
+    default = generate_people_qa(n_people=100, seed=0)
+    pd.testing.assert_frame_equal(default, generate_people_qa(100, 0, distinct_values=False))
+    shared = values_of(default)
+    assert all(len(set(values)) < 100 for values in shared.values())
+
+
 def test_text_is_lowercase_and_space_separated(qa: pd.DataFrame) -> None:
     columns = ["person_name", "question", "answer", "paraphrased_answer"]
     texts = [t for c in columns for t in qa[c]]
@@ -122,6 +179,12 @@ def test_invalid_n_people_message() -> None:
 def test_invalid_seed() -> None:
     with pytest.raises(ValueError, match="seed="):
         generate_people_qa(n_people=2, seed="x")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("bad", [1, 0, "true", None])
+def test_invalid_distinct_values(bad: object) -> None:
+    with pytest.raises(ValueError, match=r"distinct_values=.* is not allowed: expected true"):
+        generate_people_qa(n_people=2, distinct_values=bad)  # type: ignore[arg-type]
 
 
 def test_numpy_integers_accepted() -> None:

@@ -61,7 +61,9 @@ def run_data_prep(
             kind="generated", columns=IDENTITY, label_columns=LABELS
         ),
         "params:data_prep.task": "qa",
-        "params:data_prep.generator": GeneratorParams(n_people=12, n_labels=2, seed=0),
+        "params:data_prep.generator": GeneratorParams(
+            n_people=12, n_labels=2, distinct_values=False, seed=0
+        ),
         "params:data_prep.holdout": HoldoutParams(fraction=0.25, seed=0),
         "params:data_prep.forget": forget or forget_params(),
     }

@@ -6,12 +6,18 @@ lists with ``random.Random(seed)``. Each fact comes with a paraphrased answer an
 plausible but wrong (perturbed) answers, which the evaluation uses to compare the likelihood of
 the truth against near misses. All text is lower-case with words and punctuation separated by
 single spaces, so a whitespace word-level tokenizer covers it exactly.
+
+By default each value is drawn independently, so people share attribute values (two people born
+in the same city); ``distinct_values`` deals each attribute's values like cards instead, so a
+value repeats only once every value of the attribute has been dealt.
 """
 
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from numbers import Integral
 
 import pandas as pd
@@ -212,7 +218,7 @@ def _fields(name: str, surname: str, value: str) -> dict[str, str]:
     return {"name": name, "surname": surname, "value": value, "a_value": f"{article} {value}"}
 
 
-def _validate(n_people: int, seed: int) -> None:
+def _validate(n_people: int, seed: int, distinct_values: bool) -> None:
     limit = max_people()
     if isinstance(n_people, bool) or not isinstance(n_people, Integral):
         raise ValueError(
@@ -225,22 +231,50 @@ def _validate(n_people: int, seed: int) -> None:
         )
     if isinstance(seed, bool) or not isinstance(seed, Integral):
         raise ValueError(f"seed={seed!r} is not allowed: expected an integer")
+    if not isinstance(distinct_values, bool):
+        raise ValueError(
+            f"distinct_values={distinct_values!r} is not allowed: expected true or false"
+        )
 
 
-def generate_people_qa(n_people: int = 100, seed: int = 0) -> pd.DataFrame:
+def _dealer(rng: random.Random, values: tuple[str, ...]) -> Callable[[], str]:
+    """Deal ``values`` without replacement: a fresh deck, shuffled with ``rng``, whenever the
+    last is used up, so each value is dealt once before any is dealt again."""
+    deck: list[str] = []
+
+    def deal() -> str:
+        if not deck:
+            deck.extend(values)
+            rng.shuffle(deck)
+        return deck.pop()
+
+    return deal
+
+
+def generate_people_qa(
+    n_people: int = 100, seed: int = 0, distinct_values: bool = False
+) -> pd.DataFrame:
     """Generate a QA table about ``n_people`` fictitious people, deterministic in ``seed``.
 
     Returns one row per (person, template), ordered by person then template, with columns
     ``COLUMNS``. ``perturbed_answers`` holds ``N_PERTURBED`` distinct wrong answers phrased
     like ``paraphrased_answer`` but with another value of the same attribute: as in TOFU, the
     truth ratio then compares facts, not the familiarity of the wording.
+
+    ``distinct_values``: deal each attribute's values without replacement instead of drawing
+    them independently; up to ``n_people`` = 30 (the shortest value list, the colours) no two
+    people then share any value, and beyond it each value's count differs by at most one.
     """
-    _validate(n_people, seed)
+    _validate(n_people, seed, distinct_values)
     n_people, seed = int(n_people), int(seed)  # also accept numpy integers
     rng = random.Random(seed)
     n_last = len(LAST_NAMES)
     name_codes = rng.sample(range(max_people()), n_people)
     width = max(3, len(str(n_people - 1)))  # "p000"; wider only beyond 1000 people
+    if distinct_values:
+        draw = {t.template_id: _dealer(rng, t.values) for t in TEMPLATES}
+    else:  # independent draws, the rng calls of the default since the start (cached data)
+        draw = {t.template_id: partial(rng.choice, t.values) for t in TEMPLATES}
 
     rows: list[dict[str, object]] = []
     for index, code in enumerate(name_codes):
@@ -248,7 +282,7 @@ def generate_people_qa(n_people: int = 100, seed: int = 0) -> pd.DataFrame:
         name = f"{FIRST_NAMES[code // n_last]} {surname}"
         person_id = f"p{index:0{width}d}"
         for template in TEMPLATES:
-            value = rng.choice(template.values)
+            value = draw[template.template_id]()
             wrong = rng.sample([v for v in template.values if v != value], N_PERTURBED)
             fields = _fields(name, surname, value)
             rows.append(

@@ -36,18 +36,21 @@ def _classification(task: Task) -> bool:
 
 def generate_qa(task: Task, params: GeneratorParams) -> pd.DataFrame:
     """Generate the fictitious-people table: questions and answers, or (``task:
-    classification``) their fact sentences labelled with a class drawn per person."""
-    qa = generate_people_qa(params.n_people, params.seed)
+    classification``) their fact sentences labelled with a class drawn per person; with
+    ``distinct_values`` the people share no attribute value (up to 30 people)."""
+    qa = generate_people_qa(params.n_people, params.seed, params.distinct_values)
+    values = "distinct" if params.distinct_values else "independently drawn"
     if _classification(task):
         qa = label_people(qa, params.n_labels, params.seed)
         log.info(
-            "generated %d sentences about %d people in %d classes",
+            "generated %d sentences about %d people (%s values) in %d classes",
             len(qa),
             params.n_people,
+            values,
             params.n_labels,
         )
         return qa
-    log.info("generated %d questions about %d people", len(qa), params.n_people)
+    log.info("generated %d questions about %d people (%s values)", len(qa), params.n_people, values)
     return qa
 
 

@@ -99,6 +99,7 @@ class MaskSearchParams(_Params):
     max_sweeps: int = Field(ge=0)
     quota: Literal["global", "per_layer"]
     modules: Literal["both", "heads", "filters"]
+    budget_in: Literal["modules", "parameters"]
 
     @field_validator("sparsity")
     @classmethod

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from mape_unlearn.core.architectures import layout_of, module_parameter_masks
+from mape_unlearn.core.architectures import layout_of, module_parameter_masks, module_sizes
 from mape_unlearn.core.masks import masks_applied
 from tests.conftest import ENCODER_FAMILIES, tiny_model
 
@@ -70,3 +70,13 @@ def test_encoder_families_mask_heads_and_filters_per_sample(family, batch):
     )
     query = masks["encoder.layer.1.attention.self.query.weight"]
     assert query[24:].all() and not query[:24].any()  # head 3 of 4 owns rows 24-31 (32 wide)
+
+
+def test_module_sizes_count_the_weights_a_head_and_a_filter_own():
+    """GPT-2 (width d, head width h): a head owns its Q, K, V columns with their biases and its
+    rows of the attention output, 4 d h + 3 h; a filter its FFN column with bias, and its row:
+    2 d + 1."""
+    model = tiny_model("gpt2")
+    d = model.config.n_embd
+    h = d // model.config.n_head
+    assert module_sizes(model) == (4 * d * h + 3 * h, 2 * d + 1)

@@ -95,7 +95,9 @@ def test_a_module_type_left_out_stays_frozen(modules, heads, filters):
     assert trace[-1][f"objective_{left_out}"] == 0.0
 
 
-@pytest.mark.parametrize(("option", "value"), [("quota", "layers"), ("modules", "ffn")])
+@pytest.mark.parametrize(
+    ("option", "value"), [("quota", "layers"), ("modules", "ffn"), ("budget_in", "bytes")]
+)
 def test_unknown_quota_or_module_type_is_rejected(option, value):
     g = torch.zeros(2, 1, 2)
     with pytest.raises(ValueError, match=f"{option}='{value}' is not allowed"):
@@ -112,6 +114,76 @@ def test_unknown_objective_is_rejected():
     g = torch.zeros(2, 1, 2)
     with pytest.raises(ValueError, match="objective='best'.*forget_only"):
         warm_start_greedy(g, g, g, g, 0.5, objective="best")
+
+
+def _ratio(forget, retain, selection) -> float:
+    """F(S) / R(S) over both module types, each side normalised by its own trace per type."""
+    parts = [
+        sum(selection_objective(g, None, getattr(selection, kind), 0.0) for g, kind in pairs)
+        for pairs in (
+            ((forget[0], "heads"), (forget[1], "filters")),
+            ((retain[0], "heads"), (retain[1], "filters")),
+        )
+    ]
+    return parts[0] / parts[1]
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_ratio_objective_ends_where_no_swap_raises_the_ratio(seed):
+    """Dinkelbach's iteration stops at a selection that no single within-layer swap improves,
+    and never below the ratio of its start, the forget_retain search at ``lam``."""
+    forget = (_grads(20, 2, 3, 10 * seed), _grads(20, 2, 8, 10 * seed + 1))
+    retain = (_grads(25, 2, 3, 10 * seed + 2), _grads(25, 2, 8, 10 * seed + 3))
+    start, _ = warm_start_greedy(*forget, *retain, 0.6, lam=1.0)
+    found, _ = warm_start_greedy(*forget, *retain, 0.6, objective="ratio", lam=1.0)
+    ratio = _ratio(forget, retain, found)
+    assert ratio >= _ratio(forget, retain, start) * (1 - 1e-12)
+    for kind in ("heads", "filters"):
+        chosen = getattr(found, kind)
+        for layer in range(2):
+            for inside in torch.nonzero(chosen[layer]).flatten().tolist():
+                for outside in torch.nonzero(~chosen[layer]).flatten().tolist():
+                    moved = chosen.clone()
+                    moved[layer, inside], moved[layer, outside] = False, True
+                    swapped = search.ModuleSelection(**{**found.as_dict(), kind: moved})
+                    assert _ratio(forget, retain, swapped) <= ratio * (1 + 1e-9)
+
+
+def test_ratio_objective_needs_the_retain_side():
+    g = torch.zeros(2, 1, 2)
+    with pytest.raises(ValueError, match="objective='ratio' needs retain-set"):
+        warm_start_greedy(g, g, None, None, 0.5, objective="ratio")
+
+
+def test_one_budget_in_parameters_is_filled_by_score_per_weight():
+    """A head weighs 40 filters: with equal gradients per weight the budget still fills up,
+    and the type whose gradients are larger per weight takes more than its per-type share."""
+    forget_h, retain_h = _grads(30, 3, 4, 21) * 30, _grads(30, 3, 4, 22)
+    forget_f, retain_f = _grads(30, 3, 60, 23), _grads(30, 3, 60, 24)
+    sizes = (40, 1)
+    per_type, _ = warm_start_greedy(forget_h, forget_f, retain_h, retain_f, 0.75)
+    pooled, trace = warm_start_greedy(
+        forget_h, forget_f, retain_h, retain_f, 0.75, budget_in="parameters", module_sizes=sizes
+    )
+    capacity = math.ceil(0.25 * (12 * 40 + 180))
+    used = int(pooled.heads.sum()) * 40 + int(pooled.filters.sum())
+    assert capacity - 1 < used <= capacity  # filters of one weight fill what heads leave
+    assert int(pooled.heads.sum()) > int(per_type.heads.sum())  # strong heads win weights
+    values = [entry["objective_filters"] for entry in trace]
+    assert all(b >= a - 1e-12 for a, b in zip(values, values[1:], strict=False))
+
+
+def test_a_budget_in_parameters_of_one_module_type_is_its_module_budget():
+    forget_f, retain_f = _grads(30, 4, 40, 25), _grads(30, 4, 40, 26)
+    forget_h, retain_h = _grads(30, 4, 4, 27), _grads(30, 4, 4, 28)
+    grads = (forget_h, forget_f, retain_h, retain_f)
+    for modules in ("heads", "filters"):
+        counted, _ = warm_start_greedy(*grads, 0.75, modules=modules)
+        weighed, _ = warm_start_greedy(
+            *grads, 0.75, modules=modules, budget_in="parameters", module_sizes=(16, 2)
+        )
+        assert torch.equal(counted.heads, weighed.heads)
+        assert torch.equal(counted.filters, weighed.filters)
 
 
 def _one_by_one(forget, retain, selected, lam=1.0, max_sweeps=10):

@@ -191,3 +191,20 @@ def module_parameter_masks(
 
 def _merge(masks: dict[str, torch.Tensor], name: str, mask: torch.Tensor) -> None:
     masks[name] = masks[name] | mask if name in masks else mask.clone()
+
+
+def module_sizes(model: nn.Module) -> tuple[int, int]:
+    """Weights owned by one head and by one filter (those of the first layer's first ones):
+    what a module costs under a budget in parameters. A grouped-query head is charged the K/V
+    rows of its group."""
+    layout = layout_of(model)
+    sizes = []
+    for kind in ("heads", "filters"):
+        selected = {
+            "heads": torch.zeros(layout.n_layers, layout.n_heads, dtype=torch.bool),
+            "filters": torch.zeros(layout.n_layers, layout.n_filters, dtype=torch.bool),
+        }
+        selected[kind][0, 0] = True
+        masks = module_parameter_masks(model, selected["heads"], selected["filters"])
+        sizes.append(sum(int(mask.sum()) for mask in masks.values()))
+    return sizes[0], sizes[1]

@@ -21,6 +21,14 @@ block, M between two candidates is computed only when the first one comes in, an
 of the modules swapped in are computed together, FLUSH at a time. The swaps are exactly those
 of a one-by-one scan (tests/core/test_search.py checks against a dense reference); the cost is
 a few matrix products per block instead of a pass over all samples per swap.
+
+Two variants (issue 9's study). A budget in parameters: one budget of weights for both types,
+both normalised by the same traces, the warm start taking modules by score per weight (a greedy
+knapsack); the sweeps then keep each layer's counts as always. The ratio objective
+``F(S) / R(S)`` (the forget and the retain part of J): Dinkelbach's iteration, each step the
+search above with ``lam`` = the last ratio, from a fresh warm start and from the last selection
+(which can only raise the ratio), kept while the ratio rises; it ends where no single swap
+raises the ratio, a local optimum like the rest of the search.
 """
 
 from __future__ import annotations
@@ -32,8 +40,12 @@ from typing import Literal
 import numpy as np
 import torch
 
-Objective = Literal["forget_only", "forget_retain"]
-OBJECTIVES: tuple[str, ...] = ("forget_only", "forget_retain")
+Objective = Literal["forget_only", "forget_retain", "ratio"]
+OBJECTIVES: tuple[str, ...] = ("forget_only", "forget_retain", "ratio")
+# What the sparsity budget counts: modules of each type, or the parameters of both together.
+BUDGETS: tuple[str, ...] = ("modules", "parameters")
+# Searches of the ratio objective at most (Dinkelbach's iteration; it usually settles in 3-4).
+RATIO_ITERATIONS = 8
 # Where the budget of a module type goes: the best modules of the whole model, or an equal share
 # of each layer (a layer's count is fixed by the warm start either way; the sweeps keep it).
 QUOTAS: tuple[str, ...] = ("global", "per_layer")
@@ -225,18 +237,91 @@ class _LayerSearch:
         return swaps
 
 
-def _warm_start(score: torch.Tensor, sparsity: float, quota: str, unlearned: bool) -> torch.Tensor:
-    """The top-scoring ``[L, m]`` modules under the budget: over all layers or within each."""
-    n_layers, width = score.shape
-    chosen = torch.zeros(n_layers, width, dtype=torch.bool)
-    if not unlearned:
-        return chosen
-    if quota == "per_layer":
-        order = torch.argsort(score, dim=1, descending=True, stable=True)
-        return chosen.scatter_(1, order[:, : budget(width, sparsity)], True)
-    top = torch.argsort(score.flatten(), descending=True, stable=True)
-    chosen.view(-1)[top[: budget(n_layers * width, sparsity)]] = True
+def _fill(density: torch.Tensor, sizes: torch.Tensor, capacity: int) -> torch.Tensor:
+    """Greedy knapsack: modules by descending value per parameter, each taken if it still fits."""
+    taken = torch.zeros_like(density, dtype=torch.bool)
+    left, smallest = capacity, int(sizes.min())
+    for index in torch.argsort(density, descending=True, stable=True).tolist():
+        if left < smallest:
+            break
+        if sizes[index] <= left:
+            taken[index], left = True, left - int(sizes[index])
+    return taken
+
+
+def _warm_start(
+    scores: dict[str, torch.Tensor],
+    sparsity: float,
+    quota: str,
+    included: tuple[str, ...],
+    sizes: dict[str, int] | None,
+) -> dict[str, torch.Tensor]:
+    """The top-scoring ``[L, m]`` modules of each type under the budget, over all layers or
+    within each: ``ceil((1 - sparsity) * count)`` modules of each type (``sizes=None``), or one
+    budget of ``ceil((1 - sparsity) * parameters)`` filled by score per parameter."""
+    chosen = {kind: torch.zeros_like(score, dtype=torch.bool) for kind, score in scores.items()}
+    n_layers = next(iter(scores.values())).shape[0]
+    groups = [slice(layer, layer + 1) for layer in range(n_layers)] if quota == "per_layer" else []
+    for group in groups or [slice(None)]:
+        if sizes is None:
+            for kind in included:
+                score = scores[kind][group].flatten()
+                top = torch.argsort(score, descending=True, stable=True)
+                chosen[kind][group].view(-1)[top[: budget(len(score), sparsity)]] = True
+            continue
+        density = torch.cat([scores[k][group].flatten() / sizes[k] for k in included])
+        weights = torch.cat([torch.full((scores[k][group].numel(),), sizes[k]) for k in included])
+        taken = _fill(density, weights, budget(int(weights.sum()), sparsity))
+        for kind, part in zip(
+            included, taken.split([scores[k][group].numel() for k in included]), strict=True
+        ):
+            chosen[kind][group] = part.view_as(scores[kind][group])
     return chosen
+
+
+def _refine(
+    sets: list[torch.Tensor],
+    scales: list[float],
+    score: torch.Tensor,
+    chosen: torch.Tensor,
+    n_sweeps: int,
+) -> tuple[torch.Tensor, list[list[float]], list[list[int]]]:
+    """The greedy sweeps of one module type from its warm start, a layer at a time.
+
+    Returns the selection and, per layer, J after the warm start and each sweep, and the swaps
+    of each sweep. Only one layer's gradients are held in float64 (as ``[m, n]``) at a time.
+    """
+    # sample weights of M = G^T diag(w) G: 1/(n_f tr F_f) forget, -lam/(n_r tr F_r) retain
+    weight = torch.cat(
+        [torch.full((len(g),), s, dtype=torch.float64) for g, s in zip(sets, scales, strict=True)]
+    )
+    chosen = chosen.clone()
+    values: list[list[float]] = []
+    swaps: list[list[int]] = []
+    for layer in range(chosen.shape[0]):
+        if not chosen[layer].any():  # nothing to swap: J = 0
+            values.append([0.0])
+            swaps.append([])
+            continue
+        grads = torch.cat([g[:, layer] for g in sets]).T.contiguous().double()  # [m, n]
+        search = _LayerSearch(grads, weight, score[layer], chosen[layer])
+        layer_values, layer_swaps = [search.value()], []
+        while len(layer_swaps) < n_sweeps and (not layer_swaps or layer_swaps[-1] > 0):
+            layer_swaps.append(search.sweep())
+            layer_values.append(search.value())
+        values.append(layer_values)
+        swaps.append(layer_swaps)
+        chosen[layer] = False
+        chosen[layer, search.members] = True
+    return chosen, values, swaps
+
+
+def _norm(grads: torch.Tensor, chosen: torch.Tensor) -> float:
+    """``sum over layers of ||sum_{i in S} g_i||^2`` of unscaled ``[n, L, m]`` gradients."""
+    return sum(
+        float(grads[:, layer, chosen[layer]].double().sum(1).square().sum())
+        for layer in range(grads.shape[1])
+    )
 
 
 def warm_start_greedy(
@@ -251,19 +336,26 @@ def warm_start_greedy(
     greedy: bool = True,
     quota: str = "global",
     modules: str = "both",
+    budget_in: str = "modules",
+    module_sizes: tuple[int, int] = (1, 1),
 ) -> tuple[ModuleSelection, list[dict[str, float | str]]]:
     """Select heads and filters to unlearn; returns the selection and the objective per stage.
 
-    Gradients are ``[n, L, H]`` and ``[n, L, d_ff]``. Each module type has its own budget
-    ``ceil((1 - sparsity) * count)``, taken over the whole model (``quota="global"``) or per
-    layer (``"per_layer"``); the warm start fixes each layer's count and the sweeps keep it.
-    ``modules`` selects which types are unlearned (``both``, ``heads``, ``filters``). Every swap
-    raises J, so J never decreases. The trace has one entry for the warm start and one per
-    sweep, with the objective of each type and the number of swaps; it ends at the first sweep
-    without a swap (then no single swap within a layer raises J by more than
-    ``RELATIVE_TOLERANCE * max(1, |J_layer|)``) or at ``max_sweeps``. Layers are independent,
-    so each runs its sweeps on its own and only one layer's gradients are held in float64 (as
-    ``[d_ff, n]``) at a time.
+    Gradients are ``[n, L, H]`` and ``[n, L, d_ff]``. ``budget_in="modules"``: each module type
+    has its own budget ``ceil((1 - sparsity) * count)`` and its own Fisher normalisation.
+    ``"parameters"``: one budget of ``ceil((1 - sparsity) * parameters)``, a head weighing
+    ``module_sizes[0]`` parameters and a filter ``module_sizes[1]``; both types are normalised
+    by the same traces (a mask gradient is a loss change either way) and the warm start takes
+    modules by score per parameter while they fit. The budget is taken over the whole model
+    (``quota="global"``) or per layer (``"per_layer"``); the warm start fixes each layer's
+    count of each type and the sweeps keep it. ``modules`` selects which types are unlearned
+    (``both``, ``heads``, ``filters``). Every swap raises J, so J never decreases. The trace has
+    one entry for the warm start and one per sweep, with the objective of each type and the
+    number of swaps; it ends at the first sweep without a swap (then no single swap within a
+    layer raises J by more than ``RELATIVE_TOLERANCE * max(1, |J_layer|)``) or at
+    ``max_sweeps``. ``objective="ratio"`` maximises ``F(S) / R(S)``, the forget over the retain
+    part of J, by Dinkelbach's iteration: search with ``lam`` (the start), then again with
+    ``lam`` = the ratio found, while the ratio rises (at most ``RATIO_ITERATIONS`` searches).
     """
     if objective not in OBJECTIVES:
         raise ValueError(f"objective={objective!r} is not allowed: expected one of {OBJECTIVES}")
@@ -274,49 +366,61 @@ def warm_start_greedy(
     if modules not in MODULE_TYPES:
         allowed = tuple(MODULE_TYPES)
         raise ValueError(f"modules={modules!r} is not allowed: expected one of {allowed}")
-    use_retain = objective == "forget_retain" and lam > 0
+    if budget_in not in BUDGETS:
+        raise ValueError(f"budget_in={budget_in!r} is not allowed: expected one of {BUDGETS}")
+    if min(module_sizes) < 1:
+        raise ValueError(f"module_sizes={module_sizes!r} is not allowed: expected sizes >= 1")
+    use_retain = objective == "ratio" or (objective == "forget_retain" and lam > 0)
     if use_retain and (retain_heads is None or retain_filters is None):
-        raise ValueError("objective='forget_retain' needs retain-set mask gradients")
+        raise ValueError(f"objective={objective!r} needs retain-set mask gradients")
+    included = MODULE_TYPES[modules]
+    sets = {
+        "heads": [forget_heads, retain_heads] if use_retain else [forget_heads],
+        "filters": [forget_filters, retain_filters] if use_retain else [forget_filters],
+    }
+    energies = {kind: [_energy(g) for g in grads] for kind, grads in sets.items()}
+    # 1 / tr F of each side: per type, or over the unlearned types together (one budget)
+    units: dict[str, list[float]] = {}
+    for kind in sets:
+        pooled = included if budget_in == "parameters" and kind in included else (kind,)
+        totals = [
+            sum(float(energies[k][side].sum()) for k in pooled) for side in range(len(sets[kind]))
+        ]
+        units[kind] = [1.0 / t if t > 0 else 1.0 for t in totals]
+    sizes = dict(zip(("heads", "filters"), module_sizes, strict=True))
     n_sweeps = max_sweeps if greedy else 0
-    selected: dict[str, torch.Tensor] = {}
-    values: dict[str, list[list[float]]] = {}  # [layer][sweep], 0 = warm start
-    swaps: dict[str, list[list[int]]] = {}  # [layer][sweep - 1]
-    for kind, forget, retain in (
-        ("heads", forget_heads, retain_heads),
-        ("filters", forget_filters, retain_filters),
-    ):
-        _, n_layers, width = forget.shape
-        sets = [forget, retain] if use_retain else [forget]
-        # sample weights of M = G^T diag(w) G: 1/(n_f tr F_f) forget, -lam/(n_r tr F_r) retain
-        energies = [_energy(grads) for grads in sets]
-        scales = [1.0 / float(e.sum()) if e.sum() > 0 else 1.0 for e in energies]
-        if use_retain:
-            scales[1] *= -lam
-        score = sum(s * e for s, e in zip(scales, energies, strict=True))  # warm start: J({i})
-        chosen = _warm_start(score, sparsity, quota, kind in MODULE_TYPES[modules])
-        weight = torch.cat(
-            [
-                torch.full((len(g),), s, dtype=torch.float64)
-                for g, s in zip(sets, scales, strict=True)
-            ]
+
+    def search(
+        weight: float, start: dict[str, torch.Tensor] | None = None
+    ) -> tuple[dict[str, torch.Tensor], dict, dict]:
+        scales = {
+            k: [u * (1.0 if side == 0 else -weight) for side, u in enumerate(units[k])]
+            for k in sets
+        }
+        scores = {
+            k: sum(s * e for s, e in zip(scales[k], energies[k], strict=True)) for k in sets
+        }  # warm start: J({i})
+        warm = start or _warm_start(
+            scores, sparsity, quota, included, sizes if budget_in == "parameters" else None
         )
-        values[kind], swaps[kind] = [], []
-        for layer in range(n_layers):
-            if not chosen[layer].any():  # nothing to swap: J = 0
-                values[kind].append([0.0])
-                swaps[kind].append([])
-                continue
-            grads = torch.cat([g[:, layer] for g in sets]).T.contiguous().double()  # [m, n]
-            search = _LayerSearch(grads, weight, score[layer], chosen[layer])
-            layer_values, layer_swaps = [search.value()], []
-            while len(layer_swaps) < n_sweeps and (not layer_swaps or layer_swaps[-1] > 0):
-                layer_swaps.append(search.sweep())
-                layer_values.append(search.value())
-            values[kind].append(layer_values)
-            swaps[kind].append(layer_swaps)
-            chosen[layer] = False
-            chosen[layer, search.members] = True
-        selected[kind] = chosen
+        chosen, values, swaps = {}, {}, {}
+        for k in sets:
+            chosen[k], values[k], swaps[k] = _refine(
+                sets[k], scales[k], scores[k], warm[k], n_sweeps
+            )
+        return chosen, values, swaps
+
+    chosen, values, swaps = search(lam)
+    if objective == "ratio":
+        ratio = _ratio(sets, units, chosen)
+        for _ in range(RATIO_ITERATIONS - 1):
+            if not math.isfinite(ratio):
+                break
+            candidates = [search(ratio), search(ratio, chosen)]
+            improved, best = max((_ratio(sets, units, c[0]), i) for i, c in enumerate(candidates))
+            if improved <= ratio * (1 + RELATIVE_TOLERANCE):
+                break
+            (chosen, values, swaps), ratio = candidates[best], improved
 
     # A layer is left as it is after a sweep without swaps, so the whole search's sweep s is
     # each layer's sweep min(s, its last): the same trace as running every layer sweep by sweep.
@@ -327,7 +431,19 @@ def warm_start_greedy(
             entry[f"objective_{kind}"] = sum(v[min(sweep, len(v) - 1)] for v in values[kind])
             entry[f"swaps_{kind}"] = sum(s[sweep - 1] for s in swaps[kind] if 0 < sweep <= len(s))
         trace.append(entry)
-    return ModuleSelection(selected["heads"], selected["filters"]), trace
+    return ModuleSelection(chosen["heads"], chosen["filters"]), trace
+
+
+def _ratio(
+    sets: dict[str, list[torch.Tensor]],
+    units: dict[str, list[float]],
+    chosen: dict[str, torch.Tensor],
+) -> float:
+    """``F(S) / R(S)``: the forget and the retain part of J, each over both module types."""
+    forget, retain = (
+        sum(units[k][side] * _norm(sets[k][side], chosen[k]) for k in sets) for side in (0, 1)
+    )
+    return forget / retain if retain > 0 else math.inf
 
 
 def selection_objective(

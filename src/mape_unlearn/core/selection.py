@@ -84,6 +84,8 @@ def searched_modules(
     max_sweeps: int,
     quota: str,
     modules: str,
+    budget_in: str,
+    module_sizes: tuple[int, int],
 ) -> tuple[ModuleSelection, list[dict[str, float | str]]]:
     """The module search on stored mask gradients, retain rows of forgotten people dropped."""
     keep = torch.tensor(retain_rows_kept, dtype=torch.bool)
@@ -98,4 +100,6 @@ def searched_modules(
         max_sweeps=max_sweeps,
         quota=quota,
         modules=modules,
+        budget_in=budget_in,
+        module_sizes=module_sizes,
     )

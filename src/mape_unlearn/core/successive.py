@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import logging
 import random
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 import pandas as pd
 import torch
 from torch import nn
 
-from mape_unlearn.core.architectures import module_parameter_masks
+from mape_unlearn.core.architectures import module_parameter_masks, module_sizes
 from mape_unlearn.core.encoding import TokenBatch
 from mape_unlearn.core.importance import MaskGradients, per_sample_mask_gradients
 from mape_unlearn.core.metrics import teacher_forced_stats
@@ -46,6 +46,9 @@ class SearchSettings:
     objective: str
     lam: float
     max_sweeps: int
+    quota: str
+    modules: str
+    budget_in: str
 
 
 def successive_unlearning(
@@ -71,10 +74,8 @@ def successive_unlearning(
             forget_gradients.filters,
             retain_gradients.heads[keep],
             retain_gradients.filters[keep],
-            sparsity=search.sparsity,
-            objective=search.objective,
-            lam=search.lam,
-            max_sweeps=search.max_sweeps,
+            **asdict(search),
+            module_sizes=module_sizes(model),
         )
         masks = module_parameter_masks(model, selection.heads, selection.filters)
         model, trace = masked_unlearn(

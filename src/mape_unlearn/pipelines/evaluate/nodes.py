@@ -221,7 +221,7 @@ def successive_requests(
         requests,
         encode_frame(tokenizer, holdout_split),
         MaskGradients(retain_gradients["heads"], retain_gradients["filters"]),
-        SearchSettings(search.sparsity, search.objective, search.lam, search.max_sweeps),
+        SearchSettings(**search.model_dump(include=set(SearchSettings.__dataclass_fields__))),
         unlearn_settings(unlearn),
         target["forget_level"],
         importance.batch_size,

@@ -6,7 +6,9 @@ import logging
 
 import pandas as pd
 import torch
+from transformers import PreTrainedModel
 
+from mape_unlearn.core.architectures import module_sizes
 from mape_unlearn.core.selection import searched_modules
 from mape_unlearn.core.splits import rows_not_forgotten
 from mape_unlearn.params import MaskSearchParams
@@ -15,13 +17,16 @@ log = logging.getLogger(__name__)
 
 
 def search_modules(
+    original_model: PreTrainedModel,
     forget_gradients: dict[str, torch.Tensor],
     retain_gradients: dict[str, torch.Tensor],
     training_split: pd.DataFrame,
     forget_split: pd.DataFrame,
     params: MaskSearchParams,
 ) -> tuple[dict[str, torch.Tensor], list[dict[str, float | str]]]:
-    """Select modules under the sparsity budget; the retain side excludes forgotten people."""
+    """Select modules under the sparsity budget; the retain side excludes forgotten people.
+
+    The model only says what a head and a filter weigh (``budget_in: parameters``)."""
     selection, trace = searched_modules(
         forget_gradients,
         retain_gradients,
@@ -32,6 +37,8 @@ def search_modules(
         max_sweeps=params.max_sweeps,
         quota=params.quota,
         modules=params.modules,
+        budget_in=params.budget_in,
+        module_sizes=module_sizes(original_model),
     )
     first, last = trace[0], trace[-1]
     log.info(

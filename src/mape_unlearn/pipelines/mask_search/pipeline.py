@@ -12,6 +12,7 @@ def create_pipeline(**kwargs) -> Pipeline:
             Node(
                 search_modules,
                 [
+                    "original_model",
                     "forget_mask_gradients",
                     "retain_mask_gradients",
                     "training_split",

@@ -10,7 +10,7 @@ import pandas as pd
 import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-from mape_unlearn.core.architectures import module_parameter_masks
+from mape_unlearn.core.architectures import module_parameter_masks, module_sizes
 from mape_unlearn.core.device import resolve_device
 from mape_unlearn.core.encoding import encode_frame
 from mape_unlearn.core.metrics import teacher_forced_stats
@@ -84,6 +84,8 @@ def select_parameters(
             max_sweeps=search.max_sweeps if selector.greedy else 0,
             quota=search.quota,
             modules=search.modules,
+            budget_in=search.budget_in,
+            module_sizes=module_sizes(original_model),
         )
     elif selector.kind == "random_modules":
         selection = random_modules(original_model, search.sparsity, selector.seed)

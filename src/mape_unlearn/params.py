@@ -210,6 +210,9 @@ class StudyVariant(_Params):
     selector: str
     mask_search: dict[str, Any] = {}  # overrides of `mask_search` (none: the stage's values)
     unlearn: dict[str, Any] = {}  # overrides of `unlearn`
+    # module selectors: steps between searches of the mask on the model being unlearned
+    # (0: searched once, on the original, as the stages do)
+    research_every: int = Field(default=0, ge=0)
 
 
 class StudyParams(_Params):

@@ -9,6 +9,7 @@ vary their parameters.
 from __future__ import annotations
 
 import logging
+import math
 from typing import Any
 
 import numpy as np
@@ -21,8 +22,10 @@ from mape_unlearn.core.device import resolve_device
 from mape_unlearn.core.encoding import encode_frame
 from mape_unlearn.core.evaluation import evaluate_split, membership_auc
 from mape_unlearn.core.metrics import teacher_forced_stats
+from mape_unlearn.core.unlearning import matched_forgetting
 from mape_unlearn.params import (
     ForgetParams,
+    ImportanceParams,
     MaskSearchParams,
     SelectorParams,
     StudyParams,
@@ -30,6 +33,7 @@ from mape_unlearn.params import (
     UnlearnParams,
 )
 from mape_unlearn.pipelines.data_prep.nodes import choose_forget
+from mape_unlearn.pipelines.importance.nodes import mask_gradients
 from mape_unlearn.pipelines.unlearn.nodes import (
     forget_accuracy_target,
     select_and_unlearn,
@@ -74,6 +78,7 @@ def study_variants(
     baselines: dict[str, Any],
     study: StudyParams,
     run: StudyRunParams,
+    importance: ImportanceParams,
 ) -> list[dict[str, Any]]:
     """Every variant unlearned on this run's request, measured at matched forgetting."""
     device = resolve_device(unlearn.device)
@@ -90,17 +95,20 @@ def study_variants(
             targets[stop] = forget_accuracy_target(
                 retrain_model, tokenizer, forget_split, variant_unlearn
             )
-        model, trace, cost = select_and_unlearn(
+        if variant.research_every and selector.kind != "modules":
+            raise ValueError(
+                f"study variant {variant.name!r}: research_every={variant.research_every} is "
+                f"not allowed with selector {variant.selector!r} (kind {selector.kind!r}): "
+                "only a module search can be re-run"
+            )
+        model, trace, cost = researched_unlearn(
             original_model,
             tokenizer,
-            forget_split,
-            retain_split,
-            training_split,
+            (forget_split, retain_split, training_split),
             (forget_gradients, retain_gradients),
             targets[stop],
-            variant_search,
-            selector,
-            variant_unlearn,
+            (variant_search, selector, variant_unlearn, importance),
+            variant.research_every,
         )
         measured = _forget_and_holdout(model, tokenizer, forget_split, holdout_split, unlearn)
         retain = teacher_forced_stats(
@@ -132,6 +140,67 @@ def study_variants(
             rows[-1]["forget_quality"],
         )
     return rows
+
+
+def researched_unlearn(
+    original_model: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
+    splits: tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame],
+    gradients: tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]],
+    target: dict[str, float | None],
+    settings: tuple[MaskSearchParams, SelectorParams, UnlearnParams, ImportanceParams],
+    research_every: int,
+) -> tuple[PreTrainedModel, list[dict[str, float]], dict[str, Any]]:
+    """:func:`select_and_unlearn`, the mask searched again every ``research_every`` steps.
+
+    Each segment starts from the model the last one left: its mask gradients (forget rows, and
+    the same retain rows as the stored ones) are computed on that model, and unlearning goes on
+    with a fresh optimiser (and, for ``npo`` or a KL term, that model as the reference) until
+    the target or ``max_steps`` in all. ``research_every=0`` is a single search.
+    """
+    forget_split, retain_split, training_split = splits
+    search, selector, unlearn, importance = settings
+    model, trace, cost, seconds, done = original_model, [], {}, 0.0, 0
+    while True:
+        steps_left = unlearn.max_steps - done
+        segment = unlearn.model_copy(
+            update={"max_steps": min(research_every or steps_left, steps_left)}
+        )
+        model, part, cost = select_and_unlearn(
+            model,
+            tokenizer,
+            forget_split,
+            retain_split,
+            training_split,
+            gradients,
+            target,
+            search,
+            selector,
+            segment,
+        )
+        trace += [{**entry, "step": entry["step"] + done} for entry in part]
+        seconds, done = seconds + cost["seconds"], trace[-1]["step"]
+        reached = not math.isnan(matched_forgetting(part, target["forget_level"])["step"])
+        if reached or done >= unlearn.max_steps or "stopped_non_finite" in part[-1]:
+            break
+        retain_rows = len(gradients[1]["rows"])
+        gradients = (
+            mask_gradients(model, tokenizer, forget_split, importance, None),
+            mask_gradients(model, tokenizer, training_split, importance, retain_rows),
+        )
+    matched = matched_forgetting(trace, target["forget_level"])
+    return (
+        model,
+        trace,
+        {
+            **cost,
+            "seconds": seconds,
+            "steps": trace[-1]["step"],
+            "reached_target": not math.isnan(matched["step"]),
+            "steps_to_matched_forgetting": matched["step"],
+            "retain_accuracy_at_matched_forgetting": matched["retain_accuracy"],
+        },
+    )
 
 
 def _forget_and_holdout(

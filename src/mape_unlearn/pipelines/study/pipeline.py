@@ -67,6 +67,7 @@ def _run(run: str) -> Pipeline:
                     "params:baselines",
                     "params:study",
                     "params:run",
+                    "params:importance",
                 ],
                 "variants",
                 name="study_variants",

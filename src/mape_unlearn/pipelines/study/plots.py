@@ -21,7 +21,7 @@ def plot_study(
     """Left: retain exact match against forget exact match at matched forgetting, mean and sd
     over runs per variant (up and left is better; the retrain model sits at 1 and about 0).
     Right: forget vs retain-probe accuracy along the runs of the variants without overrides
-    (each selector at the configured setting), first run."""
+    (each selector at the configured setting, searched once), first run."""
     figure = Figure(figsize=(14, 6), layout="constrained")
     FigureCanvasAgg(figure)
     landing, trajectories = figure.subplots(1, 2, width_ratios=(3, 2))
@@ -31,7 +31,7 @@ def plot_study(
     floor = means["retain_exact_match"].max() - CLIP_BELOW_BEST
     clipped = means[means["retain_exact_match"] < floor]
     shown = means.drop(clipped.index)
-    plain = [v.name for v in study.variants if not v.mask_search and not v.unlearn]
+    plain = [v.name for v in study.variants if not (v.mask_search or v.unlearn or v.research_every)]
     for name, row in shown.iterrows():
         highlighted = name in plain
         landing.errorbar(

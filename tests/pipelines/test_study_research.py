@@ -1,0 +1,91 @@
+"""Re-searching the module mask during unlearning (a study factor) on a real tiny model."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+from mape_unlearn.core.models import build_model
+from mape_unlearn.core.people import generate_people_qa
+from mape_unlearn.core.tokenizer import corpus_texts, train_word_tokenizer
+from mape_unlearn.params import ImportanceParams, MaskSearchParams, SelectorParams, UnlearnParams
+from mape_unlearn.pipelines.importance.nodes import mask_gradients
+from mape_unlearn.pipelines.study.nodes import researched_unlearn
+from mape_unlearn.pipelines.unlearn.nodes import select_and_unlearn
+
+BASE = Path(__file__).parents[2] / "conf" / "base"
+
+
+def _params(stage: str, **overrides) -> dict:
+    return {**yaml.safe_load((BASE / f"parameters_{stage}.yml").read_text())[stage], **overrides}
+
+
+@pytest.fixture(scope="module")
+def setting() -> tuple:
+    qa = generate_people_qa(6, seed=0)
+    tokenizer = train_word_tokenizer(corpus_texts(qa))
+    model = build_model(
+        "gpt2", {"n_layer": 2, "n_head": 4, "n_embd": 32, "n_positions": 64}, tokenizer, seed=0
+    )
+    forgotten = qa.person_id.isin(["p000", "p001"])
+    splits = (qa[forgotten], qa[~forgotten], qa)
+    importance = ImportanceParams(**_params("importance", batch_size=16, device="cpu"))
+    gradients = (
+        mask_gradients(model, tokenizer, splits[0], importance, None),
+        mask_gradients(model, tokenizer, splits[2], importance, None),
+    )
+    settings = (
+        MaskSearchParams(**_params("mask_search", sparsity=0.5)),
+        SelectorParams(kind="modules", objective=None, greedy=True, seed=0),
+        UnlearnParams(
+            **_params("unlearn", lr=1e-2, max_steps=7, eval_every=2, batch_size=8, device="cpu")
+        ),
+        importance,
+    )
+    return model, tokenizer, splits, gradients, settings
+
+
+def test_without_research_it_is_the_single_search(setting):
+    model, tokenizer, splits, gradients, settings = setting
+    no_target = {"forget_level": None}
+    once, trace, cost = researched_unlearn(
+        model, tokenizer, splits, gradients, no_target, settings, research_every=0
+    )
+    search, selector, unlearn, _ = settings
+    expected, expected_trace, _ = select_and_unlearn(
+        model, tokenizer, *splits, gradients, no_target, search, selector, unlearn
+    )
+    assert trace == expected_trace and cost["steps"] == 7
+    for a, b in zip(once.parameters(), expected.parameters(), strict=True):
+        assert torch.equal(a, b)
+
+
+def test_research_continues_the_steps_and_moves_the_mask(setting):
+    model, tokenizer, splits, gradients, settings = setting
+    no_target = {"forget_level": None}
+    researched, trace, cost = researched_unlearn(
+        model, tokenizer, splits, gradients, no_target, settings, research_every=3
+    )
+    assert [entry["step"] for entry in trace] == list(range(1, 8))
+    # checkpoints every 2 steps of each segment (1-3, 4-6, 7) and at each segment's end
+    assert [e["step"] for e in trace if "forget_accuracy" in e] == [2, 3, 5, 6, 7]
+    assert cost["steps"] == 7 and not cost["reached_target"]
+    once, _, _ = researched_unlearn(model, tokenizer, splits, gradients, no_target, settings, 0)
+    original, single = dict(model.named_parameters()), dict(once.named_parameters())
+    frozen_once_moved = sum(
+        int(((weights != original[name]) & (single[name] == original[name])).sum())
+        for name, weights in researched.named_parameters()
+    )
+    assert frozen_once_moved > 0  # weights the first mask froze were unlearned after a re-search
+
+
+def test_research_stops_at_the_target(setting):
+    model, tokenizer, splits, gradients, settings = setting
+    _, trace, cost = researched_unlearn(
+        model, tokenizer, splits, gradients, {"forget_level": 1.0}, settings, research_every=3
+    )
+    assert cost["reached_target"] and cost["steps_to_matched_forgetting"] == 2
+    assert trace[-1]["step"] == 2

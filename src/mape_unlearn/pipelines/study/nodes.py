@@ -9,7 +9,6 @@ vary their parameters.
 from __future__ import annotations
 
 import logging
-import math
 from typing import Any
 
 import numpy as np
@@ -22,7 +21,6 @@ from mape_unlearn.core.device import resolve_device
 from mape_unlearn.core.encoding import encode_frame
 from mape_unlearn.core.evaluation import evaluate_split, membership_auc
 from mape_unlearn.core.metrics import teacher_forced_stats
-from mape_unlearn.core.unlearning import matched_forgetting
 from mape_unlearn.params import (
     ForgetParams,
     ImportanceParams,
@@ -37,6 +35,7 @@ from mape_unlearn.pipelines.importance.nodes import mask_gradients
 from mape_unlearn.pipelines.unlearn.nodes import (
     forget_accuracy_target,
     select_and_unlearn,
+    trace_outcome,
 )
 
 log = logging.getLogger(__name__)
@@ -83,6 +82,14 @@ def study_variants(
     """Every variant unlearned on this run's request, measured at matched forgetting."""
     device = resolve_device(unlearn.device)
     reference = _forget_and_holdout(retrain_model, tokenizer, forget_split, holdout_split, unlearn)
+    for variant in study.variants:  # checked before any variant runs
+        kind = SelectorParams.model_validate(baselines[variant.selector]).kind
+        if variant.research_every and kind != "modules":
+            raise ValueError(
+                f"study variant {variant.name!r}: research_every={variant.research_every} is "
+                f"not allowed with selector {variant.selector!r} (kind {kind!r}): "
+                "only a module search can be re-run"
+            )
     rows, targets = [], {}
     for variant in study.variants:
         variant_search = MaskSearchParams.model_validate(
@@ -94,12 +101,6 @@ def study_variants(
         if stop not in targets:  # the retrain level, measured once per stop criterion
             targets[stop] = forget_accuracy_target(
                 retrain_model, tokenizer, forget_split, variant_unlearn
-            )
-        if variant.research_every and selector.kind != "modules":
-            raise ValueError(
-                f"study variant {variant.name!r}: research_every={variant.research_every} is "
-                f"not allowed with selector {variant.selector!r} (kind {selector.kind!r}): "
-                "only a module search can be re-run"
             )
         model, trace, cost = researched_unlearn(
             original_model,
@@ -180,25 +181,21 @@ def researched_unlearn(
         )
         trace += [{**entry, "step": entry["step"] + done} for entry in part]
         seconds, done = seconds + cost["seconds"], trace[-1]["step"]
-        reached = not math.isnan(matched_forgetting(part, target["forget_level"])["step"])
-        if reached or done >= unlearn.max_steps or "stopped_non_finite" in part[-1]:
+        if cost["reached_target"] or done >= unlearn.max_steps or "stopped_non_finite" in part[-1]:
             break
         retain_rows = len(gradients[1]["rows"])
         gradients = (
             mask_gradients(model, tokenizer, forget_split, importance, None),
             mask_gradients(model, tokenizer, training_split, importance, retain_rows),
         )
-    matched = matched_forgetting(trace, target["forget_level"])
     return (
         model,
         trace,
         {
             **cost,
             "seconds": seconds,
-            "steps": trace[-1]["step"],
-            "reached_target": not math.isnan(matched["step"]),
-            "steps_to_matched_forgetting": matched["step"],
-            "retain_accuracy_at_matched_forgetting": matched["retain_accuracy"],
+            "steps": done,
+            **trace_outcome(trace, target["forget_level"]),
         },
     )
 

@@ -109,6 +109,18 @@ def unlearn_settings(params: UnlearnParams) -> UnlearnSettings:
     return UnlearnSettings(**params.model_dump(include=set(fields)))
 
 
+def trace_outcome(
+    trace: list[dict[str, float]], target_accuracy: float | None
+) -> dict[str, float | bool]:
+    """Whether, when and at what retain accuracy the trace met the target."""
+    matched = matched_forgetting(trace, target_accuracy)
+    return {
+        "reached_target": not math.isnan(matched["step"]),
+        "steps_to_matched_forgetting": matched["step"],
+        "retain_accuracy_at_matched_forgetting": matched["retain_accuracy"],
+    }
+
+
 def unlearn_model(
     original_model: PreTrainedModel,
     tokenizer: PreTrainedTokenizerBase,
@@ -138,14 +150,11 @@ def unlearn_model(
         device=device,
     )
     seconds = time.perf_counter() - start
-    matched = matched_forgetting(trace, target_accuracy)
     cost = {
         "seconds": seconds,
         "steps": trace[-1]["step"],
         "trainable_parameters": trainable,
-        "reached_target": not math.isnan(matched["step"]),
-        "steps_to_matched_forgetting": matched["step"],
-        "retain_accuracy_at_matched_forgetting": matched["retain_accuracy"],
+        **trace_outcome(trace, target_accuracy),
         "optimizer_state_mb": optimizer_state_bytes(original_model, parameter_masks, params.rule)
         / 2**20,
         "peak_cuda_memory_mb": torch.cuda.max_memory_allocated(device) / 2**20

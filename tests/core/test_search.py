@@ -82,6 +82,54 @@ def test_per_layer_quota_gives_every_layer_its_share_and_global_does_not():
     assert int(global_.filters.sum()) == 40 and global_.filters[-1].sum() > 10
 
 
+@pytest.mark.parametrize(
+    ("layers", "heads", "filters", "sparsity"),
+    [(4, 4, 48, 0.9), (4, 4, 48, 0.5), (3, 6, 50, 0.8), (5, 7, 13, 0.3), (2, 4, 40, 0.99)],
+)
+def test_per_layer_quota_splits_the_global_budget_exactly(layers, heads, filters, sparsity):
+    """The same total as the global quota (4 x 4 heads at 0.9: 2 heads, not 1 per layer), in
+    layer counts that differ by at most one."""
+    forget_h, retain_h = _grads(20, layers, heads, 31), _grads(20, layers, heads, 32)
+    forget_f, retain_f = _grads(20, layers, filters, 33), _grads(20, layers, filters, 34)
+    spread, _ = warm_start_greedy(
+        forget_h, forget_f, retain_h, retain_f, sparsity, quota="per_layer"
+    )
+    for chosen in (spread.heads, spread.filters):
+        assert int(chosen.sum()) == budget(chosen.numel(), sparsity)
+        counts = chosen.sum(1)
+        assert int(counts.max() - counts.min()) <= 1
+
+
+def test_per_layer_quota_gives_the_remainder_to_the_layers_whose_next_module_scores_best():
+    forget_h, forget_f = _grads(20, 4, 4, 35), _grads(20, 4, 10, 36)
+    forget_h[:, 1] *= 5  # layers 1 and 3 hold the best heads beyond each layer's floor share
+    forget_h[:, 3] *= 3
+    spread, _ = warm_start_greedy(
+        forget_h, forget_f, None, None, 0.9, objective="forget_only", quota="per_layer"
+    )
+    assert spread.heads.sum(1).tolist() == [0, 1, 0, 1]  # budget 2 over 4 layers: floor 0
+
+
+def test_per_layer_quota_keeps_a_budget_in_parameters_to_the_global_capacity():
+    """Each layer's share of the parameters is cut from the global budget, not rounded up."""
+    forget_h, retain_h = _grads(20, 3, 4, 37), _grads(20, 3, 4, 38)
+    forget_f, retain_f = _grads(20, 3, 61, 39), _grads(20, 3, 61, 40)
+    spread, _ = warm_start_greedy(
+        forget_h,
+        forget_f,
+        retain_h,
+        retain_f,
+        0.9,
+        quota="per_layer",
+        budget_in="parameters",
+        module_sizes=(40, 1),
+    )
+    capacity = budget(3 * (4 * 40 + 61), 0.9)  # 67, where a ceil per layer gives 3 x 23
+    used = spread.heads.sum(1) * 40 + spread.filters.sum(1)
+    assert int(used.sum()) == capacity  # filters of one weight fill each layer's share
+    assert int(used.max() - used.min()) <= 1
+
+
 @pytest.mark.parametrize(("modules", "heads", "filters"), [("heads", 4, 0), ("filters", 0, 40)])
 def test_a_module_type_left_out_stays_frozen(modules, heads, filters):
     forget_f, retain_f = _grads(30, 4, 40, 17), _grads(30, 4, 40, 18)
@@ -188,7 +236,7 @@ def test_a_budget_in_parameters_of_one_module_type_is_its_module_budget():
 
 def _one_by_one(forget, retain, selected, lam=1.0, max_sweeps=10):
     """Reference scan on the dense within-layer M: candidates in descending score, each swapped
-    for its best member when that raises J (METHOD.md §3.2), members kept in slots."""
+    for its best member when that raises J (docs/method.md §3.2), members kept in slots."""
     a = forget.double() / forget.double().pow(2).sum().sqrt()
     r = retain.double() / retain.double().pow(2).sum().sqrt()
     chosen, sweeps = selected.clone(), []

@@ -64,9 +64,26 @@ def test_forget_quality_is_one_for_identical_and_tiny_for_different_distribution
         ("a b c", "a", 1.0),  # recall ignores extra predicted words
         ("b a", "a b", 0.5),  # order matters: LCS is 1
         ("", "a b", 0.0),
+        ("a b", "", 0.0),  # no reference tokens
     ],
 )
 def test_rouge_l_recall_on_hand_cases(prediction, reference, expected):
+    assert rouge_l_recall(prediction, reference) == pytest.approx(expected)
+
+
+@pytest.mark.parametrize(
+    ("prediction", "reference", "expected"),
+    [
+        ("The Cat sat", "the cat sat", 1.0),  # lowercased
+        ("She was born in Paris.", "born in paris", 1.0),  # punctuation is not a token
+        ("he writes novels", "He wrote a novel", 0.5),  # "novels" stems to "novel"; not "wrote"
+        ("Jane's 3 books", "jane s 3 book", 1.0),  # split on non-alphanumerics, then stemmed
+    ],
+)
+def test_rouge_l_recall_normalises_text_as_rouge_score_does_for_tofu(
+    prediction, reference, expected
+):
+    """TOFU's and open-unlearning's ROUGE-L: lowercased, alphanumeric tokens, Porter stems."""
     assert rouge_l_recall(prediction, reference) == pytest.approx(expected)
 
 
@@ -90,13 +107,17 @@ def test_min_k_picks_the_lowest_tokens():
     assert mia_min_k(logprobs, k=1.0) == pytest.approx([-3.0])
 
 
-def test_zlib_divides_the_mean_log_prob_by_the_compressed_length():
+def test_zlib_divides_the_mean_answer_log_prob_by_the_compressed_answer_length():
+    """The texts are the answers whose tokens the log-probs cover, as open-unlearning decodes
+    the labelled tokens; a question in front would change the divisor, not the log-probs."""
     logprobs = [torch.tensor([-2.0, -4.0])] * 2
     repetitive, varied = "ab " * 40, "the quick brown fox jumps over the lazy dog again"
     scores = mia_zlib(logprobs, [repetitive, varied])
     assert len(zlib.compress(repetitive.encode())) < len(repetitive.encode())
     assert scores[0] == pytest.approx(-3.0 / len(zlib.compress(repetitive.encode())))
     assert scores[1] == pytest.approx(-3.0 / len(zlib.compress(varied.encode())))
+    with pytest.raises(ValueError, match="2 samples but 1 answers"):
+        mia_zlib(logprobs, [varied])
 
 
 def test_min_k_plus_plus_normalises_then_takes_the_lowest():

@@ -1,4 +1,4 @@
-"""Warm-start greedy search for the heads and filters to unlearn (METHOD.md §2-3).
+"""Warm-start greedy search for the heads and filters to unlearn (docs/method.md §2-3).
 
 With the empirical Fisher as Hessian, perturbing a set S of modules changes the loss by about
 ``z^T F z`` with ``F = G^T G / n``, i.e. ``||sum_{i in S} G_i||^2 / n`` for the gradient columns
@@ -14,7 +14,7 @@ swapping candidate ``c`` in for member ``i`` changes J by (eq. G)
     J(S + c - i) - J(S) = 2 u_c + M_cc - 2 u_i + M_ii - 2 M_ic,
 
 so one tensor operation scores every member against every candidate. The search keeps, per
-layer, the members' columns ``M[:, S]``. A sweep is the sequential scan of METHOD.md §3.2
+layer, the members' columns ``M[:, S]``. A sweep is the sequential scan of docs/method.md §3.2
 (candidates in descending score, each swapped for its best member when that raises J), run a
 block of candidates at a time: the scan walks the small matrix of M over the members and the
 block, M between two candidates is computed only when the first one comes in, and the columns
@@ -46,8 +46,9 @@ OBJECTIVES: tuple[str, ...] = ("forget_only", "forget_retain", "ratio")
 BUDGETS: tuple[str, ...] = ("modules", "parameters")
 # Searches of the ratio objective at most (Dinkelbach's iteration; it usually settles in 3-4).
 RATIO_ITERATIONS = 8
-# Where the budget of a module type goes: the best modules of the whole model, or an equal share
-# of each layer (a layer's count is fixed by the warm start either way; the sweeps keep it).
+# Where the budget of a module type goes: the best modules of the whole model, or the same global
+# budget split evenly over layers (counts differ by at most one; _layer_shares). A layer's count
+# is fixed by the warm start either way; the sweeps keep it.
 QUOTAS: tuple[str, ...] = ("global", "per_layer")
 # Which module types are unlearned; a type left out keeps every module frozen.
 MODULE_TYPES: dict[str, tuple[str, ...]] = {
@@ -138,7 +139,7 @@ def _scan_block(
 
 
 class _LayerSearch:
-    """Greedy refinement of one layer's selection for one module type (METHOD.md §3.2).
+    """Greedy refinement of one layer's selection for one module type (docs/method.md §3.2).
 
     Members sit in slots and ``cols[:, slot] = M[:, member]``. A module swapped in takes the
     slot of the one it replaces and is *pending* until its column is computed, together with
@@ -249,6 +250,33 @@ def _fill(density: torch.Tensor, sizes: torch.Tensor, capacity: int) -> torch.Te
     return taken
 
 
+def _layer_shares(total: int, next_best: torch.Tensor) -> torch.Tensor:
+    """Split a global budget ``total`` over layers as evenly as possible, exactly: each layer
+    gets ``total // L`` and the ``total % L`` layers with the highest ``next_best`` (``[L]``,
+    the score of what one more unit would buy there; ties to the earlier layer) one more."""
+    n_layers = len(next_best)
+    shares = torch.full((n_layers,), total // n_layers, dtype=torch.long)
+    shares[torch.argsort(next_best, descending=True, stable=True)[: total % n_layers]] += 1
+    return shares
+
+
+def _top_modules(score: torch.Tensor, sparsity: float, quota: str) -> torch.Tensor:
+    """The ``budget(count, sparsity)`` top-scoring of ``[L, m]`` modules, over the whole model
+    or shared across layers by :func:`_layer_shares` (ranked by each layer's next module)."""
+    chosen = torch.zeros_like(score, dtype=torch.bool)
+    total = budget(score.numel(), sparsity)
+    if quota == "global":
+        top = torch.argsort(score.flatten(), descending=True, stable=True)[:total]
+        chosen.view(-1)[top] = True
+        return chosen
+    ordered = torch.sort(score, dim=1, descending=True, stable=True)
+    floor = min(total // score.shape[0], score.shape[1] - 1)  # = m only when every module is in
+    shares = _layer_shares(total, ordered.values[:, floor])
+    for layer, share in enumerate(shares.tolist()):
+        chosen[layer, ordered.indices[layer, :share]] = True
+    return chosen
+
+
 def _warm_start(
     scores: dict[str, torch.Tensor],
     sparsity: float,
@@ -256,26 +284,30 @@ def _warm_start(
     included: tuple[str, ...],
     sizes: dict[str, int] | None,
 ) -> dict[str, torch.Tensor]:
-    """The top-scoring ``[L, m]`` modules of each type under the budget, over all layers or
-    within each: ``ceil((1 - sparsity) * count)`` modules of each type (``sizes=None``), or one
-    budget of ``ceil((1 - sparsity) * parameters)`` filled by score per parameter."""
+    """The top-scoring ``[L, m]`` modules of each type under the budget: ``ceil((1 - sparsity)
+    * count)`` modules of each type (``sizes=None``), or one budget of ``ceil((1 - sparsity) *
+    parameters)`` filled by score per parameter. ``quota="per_layer"`` splits that global budget
+    exactly over layers (:func:`_layer_shares`), so the total is the same as ``"global"``'s."""
     chosen = {kind: torch.zeros_like(score, dtype=torch.bool) for kind, score in scores.items()}
-    n_layers = next(iter(scores.values())).shape[0]
-    groups = [slice(layer, layer + 1) for layer in range(n_layers)] if quota == "per_layer" else []
-    for group in groups or [slice(None)]:
-        if sizes is None:
-            for kind in included:
-                score = scores[kind][group].flatten()
-                top = torch.argsort(score, descending=True, stable=True)
-                chosen[kind][group].view(-1)[top[: budget(len(score), sparsity)]] = True
-            continue
-        density = torch.cat([scores[k][group].flatten() / sizes[k] for k in included])
-        weights = torch.cat([torch.full((scores[k][group].numel(),), sizes[k]) for k in included])
-        taken = _fill(density, weights, budget(int(weights.sum()), sparsity))
-        for kind, part in zip(
-            included, taken.split([scores[k][group].numel() for k in included]), strict=True
+    if sizes is None:
+        for kind in included:
+            chosen[kind] = _top_modules(scores[kind], sparsity, quota)
+        return chosen
+    density = {k: scores[k] / sizes[k] for k in included}
+    capacity = budget(sum(scores[k].numel() * sizes[k] for k in included), sparsity)
+    groups = [(slice(None), capacity)]
+    if quota == "per_layer":  # the remainder's parameters go to the layers of the densest module
+        densest = torch.stack([d.max(1).values for d in density.values()]).max(0).values
+        shares = _layer_shares(capacity, densest).tolist()
+        groups = [(slice(layer, layer + 1), share) for layer, share in enumerate(shares)]
+    for group, share in groups:
+        parts = [density[k][group] for k in included]
+        weights = [torch.full((p.numel(),), sizes[k]) for p, k in zip(parts, included, strict=True)]
+        taken = _fill(torch.cat([p.flatten() for p in parts]), torch.cat(weights), share)
+        for kind, part, piece in zip(
+            included, parts, taken.split([p.numel() for p in parts]), strict=True
         ):
-            chosen[kind][group] = part.view_as(scores[kind][group])
+            chosen[kind][group] = piece.view_as(part)
     return chosen
 
 
@@ -346,16 +378,18 @@ def warm_start_greedy(
     ``"parameters"``: one budget of ``ceil((1 - sparsity) * parameters)``, a head weighing
     ``module_sizes[0]`` parameters and a filter ``module_sizes[1]``; both types are normalised
     by the same traces (a mask gradient is a loss change either way) and the warm start takes
-    modules by score per parameter while they fit. The budget is taken over the whole model
-    (``quota="global"``) or per layer (``"per_layer"``); the warm start fixes each layer's
-    count of each type and the sweeps keep it. ``modules`` selects which types are unlearned
-    (``both``, ``heads``, ``filters``). Every swap raises J, so J never decreases. The trace has
-    one entry for the warm start and one per sweep, with the objective of each type and the
-    number of swaps; it ends at the first sweep without a swap (then no single swap within a
-    layer raises J by more than ``RELATIVE_TOLERANCE * max(1, |J_layer|)``) or at
-    ``max_sweeps``. ``objective="ratio"`` maximises ``F(S) / R(S)``, the forget over the retain
-    part of J, by Dinkelbach's iteration: search with ``lam`` (the start), then again with
-    ``lam`` = the ratio found, while the ratio rises (at most ``RATIO_ITERATIONS`` searches).
+    modules by score per parameter while they fit. The budget goes to the best modules of the
+    whole model (``quota="global"``) or is split evenly over layers (``"per_layer"``: the same
+    total, ``total // L`` per layer and one more for the ``total % L`` layers whose next module
+    scores best); the warm start fixes each layer's count of each type and the sweeps keep it.
+    ``modules`` selects which types are unlearned (``both``, ``heads``, ``filters``). Every
+    swap raises J, so J never decreases. The trace has one entry for the warm start and one per
+    sweep, with the objective of each type and the number of swaps; it ends at the first sweep
+    without a swap (then no single swap within a layer raises J by more than
+    ``RELATIVE_TOLERANCE * max(1, |J_layer|)``) or at ``max_sweeps``. ``objective="ratio"``
+    maximises ``F(S) / R(S)``, the forget over the retain part of J, by Dinkelbach's
+    iteration: search with ``lam`` (the start), then again with ``lam`` = the ratio found,
+    while the ratio rises (at most ``RATIO_ITERATIONS`` searches).
     """
     if objective not in OBJECTIVES:
         raise ValueError(f"objective={objective!r} is not allowed: expected one of {OBJECTIVES}")

@@ -17,9 +17,13 @@ from collections.abc import Sequence
 
 import numpy as np
 import torch
+from rouge_score import rouge_scorer
 from scipy.stats import ks_2samp, rankdata
 
 TokenLogprobs = Sequence[torch.Tensor | np.ndarray]
+# One scorer for every call (building it sets up the stemmer); rougeL with the Porter stemmer is
+# what TOFU and open-unlearning use.
+_ROUGE_L = rouge_scorer.RougeScorer(["rougeL"], use_stemmer=True)
 
 
 def _arrays(logprobs: TokenLogprobs) -> list[np.ndarray]:
@@ -100,23 +104,14 @@ def forget_quality(model_ratios: np.ndarray, retrain_ratios: np.ndarray) -> floa
 
 
 def rouge_l_recall(prediction: str, reference: str) -> float:
-    """ROUGE-L recall: longest common subsequence of whitespace tokens / reference length.
+    """ROUGE-L recall of ``prediction`` against ``reference``, computed by ``rouge_score`` with
+    TOFU's and open-unlearning's settings so the figures are comparable with theirs.
 
-    Case-sensitive and without stemming or punctuation stripping (``rouge_score``, which TOFU
-    uses, lowercases and stems); an empty reference scores 0.
+    ``rouge_score`` lowercases, splits on anything not a letter or digit and stems (Porter);
+    recall is the longest common subsequence over the reference's tokens. A reference without
+    tokens scores 0.
     """
-    pred, ref = prediction.split(), reference.split()
-    if not pred or not ref:
-        return 0.0
-    # lcs[j] = LCS of the prediction prefix so far and ref[:j]; one row of the DP table
-    lcs = [0] * (len(ref) + 1)
-    for token in pred:
-        diagonal = 0
-        for j, ref_token in enumerate(ref, start=1):
-            above = lcs[j]
-            lcs[j] = diagonal + 1 if token == ref_token else max(lcs[j], lcs[j - 1])
-            diagonal = above
-    return lcs[-1] / len(ref)
+    return float(_ROUGE_L.score(target=reference, prediction=prediction)["rougeL"].recall)
 
 
 def harmonic_mean(values: Sequence[float] | np.ndarray) -> float:
@@ -142,18 +137,22 @@ def mia_loss(logprobs: TokenLogprobs) -> np.ndarray:
     return np.array([a.mean() for a in _arrays(logprobs)])
 
 
-def mia_zlib(logprobs: TokenLogprobs, texts: Sequence[str]) -> np.ndarray:
-    """zlib attack (Carlini et al. 2021): mean token log-prob / zlib-compressed bytes of text.
+def mia_zlib(logprobs: TokenLogprobs, answers: Sequence[str]) -> np.ndarray:
+    """zlib attack (Carlini et al. 2021): mean answer-token log-prob / zlib-compressed bytes of
+    the answer's text.
 
+    ``answers`` are the texts of the tokens that ``logprobs`` cover - the answers alone, not the
+    question with them: the likelihood and the compressed size must measure the same text.
     Carlini et al. divide the log-perplexity (mean token NLL) by the zlib entropy, and
     open-unlearning divides the mean answer loss by ``len(zlib.compress(text.encode()))`` of the
-    decoded answer; this is the same, negated so members score higher. Text that compresses well
-    is predictable for reasons unrelated to training, so its likelihood counts for less.
+    decoded answer tokens; this is the same, negated so members score higher. Text that
+    compresses well is predictable for reasons unrelated to training, so its likelihood counts
+    for less.
     """
     arrays = _arrays(logprobs)
-    if len(arrays) != len(texts):
-        raise ValueError(f"got {len(arrays)} samples but {len(texts)} texts")
-    sizes = [len(zlib.compress(text.encode("utf-8"))) for text in texts]
+    if len(arrays) != len(answers):
+        raise ValueError(f"got {len(arrays)} samples but {len(answers)} answers")
+    sizes = [len(zlib.compress(text.encode("utf-8"))) for text in answers]
     return np.array([a.mean() / size for a, size in zip(arrays, sizes, strict=True)])
 
 

@@ -5,6 +5,10 @@ final rename never crosses a filesystem), named ``.<name>.tmp-<random>``, and on
 then renamed onto the final path. A crash or exception mid-write therefore never
 leaves a half-written artifact at the final path; on an exception the temporary
 path is removed.
+
+Files and directories get the mode a plain ``open`` or ``mkdir`` would give them
+(``0o666`` / ``0o777`` less the umask), also when the writer made them private (safetensors
+writes ``0o600``), so teammates sharing a disk can read the artifacts.
 """
 
 from __future__ import annotations
@@ -30,6 +34,29 @@ def _remove(path: Path) -> None:
     else:
         with contextlib.suppress(FileNotFoundError):
             path.unlink()
+
+
+def _umask() -> int:
+    """The process's umask, read without changing it where Linux allows."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)  # elsewhere: set and restore (not thread-safe, brief)
+    os.umask(mask)
+    return mask
+
+
+def _usual_mode(root: Path) -> None:
+    """Give ``root`` and everything under it the mode of a plain ``open`` / ``mkdir``."""
+    mask = _umask()
+    paths = [root] if root.is_file() else [root, *root.rglob("*")]
+    for path in paths:
+        if path.is_symlink():
+            continue
+        os.chmod(path, (0o777 if path.is_dir() else 0o666) & ~mask)
 
 
 def _fsync_path(path: Path) -> None:
@@ -66,6 +93,7 @@ def atomic_write_file(final: str | os.PathLike[str], write: Callable[[Path], Non
         write(tmp)
         if not tmp.is_file():
             raise RuntimeError(f"writer did not produce a file at {tmp}")
+        _usual_mode(tmp)
         _fsync_path(tmp)
         os.replace(tmp, final)
     except BaseException:
@@ -87,6 +115,7 @@ def atomic_write_dir(final: str | os.PathLike[str], write: Callable[[Path], None
     tmp.mkdir()
     try:
         write(tmp)
+        _usual_mode(tmp)
         _fsync_tree(tmp)
     except BaseException:
         _remove(tmp)

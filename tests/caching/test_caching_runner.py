@@ -120,7 +120,8 @@ def test_edited_function_reruns_that_node_and_its_descendants(root, steps, tmp_p
 def test_deleted_artifact_reruns_its_producer_and_dependents(root, steps):
     (root / "b.json").unlink()
     runner = _run(root, steps)
-    assert _ran(runner) == {"make_b", "make_c"}
+    # b is made again with the bytes it had, so make_c (which reads only b) stays cached
+    assert _ran(runner) == {"make_b"}
     assert runner.plan["make_b"].reasons == ["output missing: b"]
 
 
@@ -195,3 +196,78 @@ def test_run_killed_during_a_save_recovers_to_the_uninterrupted_result(tmp_path)
     assert run(interrupted, None) == 0
     for name in "abcd":
         assert (interrupted / f"{name}.json").read_text() == (clean / f"{name}.json").read_text()
+
+
+def test_a_rerun_that_writes_the_same_bytes_keeps_its_consumers_cached(root, steps, tmp_path):
+    """Early cut-off: make_b's code changed but not its result, so make_c is not re-run."""
+    edited = _module(tmp_path, STEPS.replace('a["value"] + 1', 'a["value"] + 2 - 1'))
+    runner = _run(root, edited)
+    assert _ran(runner) == {"make_b"}
+    assert runner.plan["make_b"].reasons == ["code changed"]
+    assert _ran(_run(root, edited)) == set()
+
+
+def test_an_input_no_node_makes_is_hashed_once_while_unchanged(tmp_path, monkeypatch):
+    """A user's file (here a large one) is recorded by its stat signature: a second run does
+    not read it; a changed file is read again and re-runs its consumer."""
+    steps = _module(tmp_path, "def size(blob):\n    return {'value': len(blob)}\n")
+    user_file = tmp_path / "users" / "model.bin"
+    user_file.parent.mkdir()
+    user_file.write_bytes(b"\0" * (8 << 20))
+    reads: list[str] = []
+    real_open = Path.open
+
+    def counting_open(self, mode="r", *args, **kwargs):
+        if self == user_file and "r" in mode:
+            reads.append(mode)
+        return real_open(self, mode, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "open", counting_open)
+
+    def run() -> set[str]:
+        catalog = DataCatalog(
+            {
+                "blob": _BytesDataset(user_file),
+                "out": JSONDataset(filepath=str(tmp_path / "out.json")),
+                "cache_manifest": CacheManifestDataset(path=str(tmp_path / "cache")),
+            }
+        )
+        runner = CachingRunner()
+        runner.run(Pipeline([Node(steps.size, "blob", "out", name="size")]), catalog)
+        return _ran(runner)
+
+    assert run() == {"size"}
+    reads.clear()
+    assert run() == set()
+    assert reads == []  # neither hashed nor loaded
+    user_file.write_bytes(b"\1" * (8 << 20) + b"\1")
+    assert run() == {"size"}
+    assert reads  # hashed again
+
+
+class _BytesDataset(JSONDataset):
+    """A user's binary file, read-only, behind ``_filepath`` like kedro-datasets' ones."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(filepath=str(path))
+        self._path_ = path
+
+    def load(self) -> bytes:
+        with self._path_.open("rb") as handle:
+            return handle.read()
+
+
+def test_atomic_writes_respect_the_umask(tmp_path):
+    from safetensors.torch import save_file
+    from torch import zeros
+
+    from mape_unlearn.atomic import atomic_write_dir, atomic_write_file
+
+    old = os.umask(0o022)
+    try:
+        atomic_write_file(tmp_path / "t.safetensors", lambda t: save_file({"x": zeros(1)}, t))
+        atomic_write_dir(tmp_path / "m", lambda t: save_file({"x": zeros(1)}, t / "w"))
+    finally:
+        os.umask(old)
+    modes = {p.name: p.stat().st_mode & 0o777 for p in tmp_path.rglob("*")}
+    assert modes == {"t.safetensors": 0o644, "m": 0o755, "w": 0o644}

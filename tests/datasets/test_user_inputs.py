@@ -83,7 +83,7 @@ def test_the_users_data_is_never_written(frame: pd.DataFrame, tmp_path: Path) ->
 
 
 def test_an_unknown_suffix_asks_for_a_format(tmp_path: Path) -> None:
-    path = tmp_path / "qa.txt"
+    path = tmp_path / "qa.tsv"  # (.txt is a list of ids)
     path.write_text("x")
     with pytest.raises(DatasetError, match=r"cannot tell the format .* set `format`"):
         UserTableDataset(str(path)).load()
@@ -119,3 +119,24 @@ def test_a_model_directory_without_tokenizer_is_named(user_model: Path, tmp_path
         (tmp_path / name).write_bytes((user_model / name).read_bytes())
     with pytest.raises(DatasetError, match=r"tokenizer directory '.*' has no tokenizer files"):
         TokenizerDataset(str(tmp_path)).load()
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "listed"),
+    [
+        ("ids.txt", "a1\n\n  a2 \n", ["a1", "a2"]),
+        ("ids.csv", "a1\na2\n", ["a1", "a2"]),
+        ("ids.csv", "author_id\na1\na2\n", ["author_id", "a1", "a2"]),
+    ],
+)
+def test_a_list_of_ids_keeps_every_line_for_the_header_rule(
+    tmp_path: Path, name: str, text: str, listed: list[str]
+) -> None:
+    from mape_unlearn.core.splits import ID_LIST, listed_ids
+
+    path = tmp_path / name
+    path.write_text(text)
+    frame = UserTableDataset(str(path)).load()
+    assert list(frame.columns) == [ID_LIST] and frame[ID_LIST].tolist() == listed
+    ids, header = listed_ids(frame[ID_LIST].tolist(), known={"a1", "a2"})
+    assert ids == ["a1", "a2"] and header == ("author_id" if len(listed) == 3 else None)

@@ -33,12 +33,19 @@ class CacheManifest:
         except (FileNotFoundError, json.JSONDecodeError):
             return None
 
-    def write(self, dataset: str, record: dict[str, Any], artifact: Path | None) -> None:
-        """Record ``dataset`` as produced now, with the digest of its artifact on disk."""
+    def write(
+        self,
+        dataset: str,
+        record: dict[str, Any],
+        artifact: Path | None,
+        digest: str | None = None,
+    ) -> None:
+        """Record ``dataset`` as produced now, with the digest of its artifact on disk
+        (``digest`` when the caller has just computed it)."""
         if artifact is not None and artifact.exists():
             record = {
                 **record,
-                "digest": artifact_digest(artifact),
+                "digest": digest or artifact_digest(artifact),
                 "files": stat_signature(artifact),
             }
         text = json.dumps(record, indent=2, sort_keys=True) + "\n"
@@ -54,3 +61,15 @@ class CacheManifest:
         if stat_signature(artifact) == record.get("files"):
             return True
         return artifact_digest(artifact) == record["digest"]
+
+    def external_digest(self, dataset: str, artifact: Path, record: dict[str, Any] | None) -> str:
+        """The content digest of an input no node makes (a user's file or model directory),
+        read again only when its stat signature (sizes, mtimes) differs from its record's."""
+        files = stat_signature(artifact)
+        if record is not None and record.get("files") == files and "digest" in record:
+            return record["digest"]
+        digest = artifact_digest(artifact)
+        if record is None or record.get("digest") != digest or record.get("files") != files:
+            entry = {"dataset": dataset, "external": True, "key": f"content:{digest}"}
+            self.write(dataset, entry, artifact, digest=digest)
+        return digest

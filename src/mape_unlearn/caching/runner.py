@@ -85,6 +85,12 @@ class CachingRunner(SequentialRunner):
     node and refreshes the records. The decisions of the last run are kept in ``self.plan``.
     """
 
+    @property
+    def _logger(self) -> logging.Logger:
+        """Kedro's per-node and per-task lines go to ``kedro.runner.caching`` (kept quiet by
+        conf/logging.yml); this runner's one line per node goes to the project's logger."""
+        return logging.getLogger("kedro.runner.caching")
+
     def __init__(self, is_async: bool = False, force: bool | str = False) -> None:
         super().__init__(is_async=is_async)
         env_force = os.environ.get(FORCE_ENV, "").lower() in ("1", "true", "yes")
@@ -103,67 +109,130 @@ class CachingRunner(SequentialRunner):
             super()._run(pipeline, catalog, hook_manager, run_id)
             return
         manifest: CacheManifest = catalog.load(MANIFEST_DATASET)
-        self.plan = self._decide(pipeline, catalog, manifest)
-        to_run = [node for node in pipeline.nodes if self.plan[node.name].runs]
+        done: dict[str, NodePlan] = {}  # the nodes run so far in this session
+        logged: set[str] = set()
+        codes: dict[str, str] = {}
+        while True:  # in waves: a node re-run with the same bytes keeps its consumers' keys
+            self.plan = self._decide(pipeline, catalog, manifest, done, codes)
+            pending = [n for n in pipeline.nodes if self.plan[n.name].runs and n.name not in done]
+            self._log_skipped(pipeline, logged, done, cut_off=bool(done))
+            if not done:
+                log.info(
+                    "cache: %d of %d nodes up to date, %d to run",
+                    len(pipeline.nodes) - len(pending),
+                    len(pipeline.nodes),
+                    len(pending),
+                )
+            if not pending:
+                return
+            if hook_manager is None or isinstance(hook_manager, _NullPluginManager):
+                hook_manager = _create_hook_manager()
+            wave = self._wave(pending, catalog)
+            recorder = _Recorder(self.plan, catalog, manifest, run_id)
+            hook_manager.register(recorder)
+            try:
+                super()._run(Pipeline(wave), catalog, hook_manager, run_id)
+            finally:
+                hook_manager.unregister(recorder)
+            done.update({node.name: self.plan[node.name] for node in wave})
+
+    def _log_skipped(
+        self, pipeline: Pipeline, logged: set[str], done: dict[str, NodePlan], cut_off: bool
+    ) -> None:
         for node in pipeline.nodes:
-            if not self.plan[node.name].runs:
-                log.info("%s: skipped (cached, key %s…)", node.name, self.plan[node.name].key[:8])
-        log.info(
-            "cache: %d of %d nodes up to date, %d to run",
-            len(pipeline.nodes) - len(to_run),
-            len(pipeline.nodes),
-            len(to_run),
-        )
-        if not to_run:
-            return
-        if hook_manager is None or isinstance(hook_manager, _NullPluginManager):
-            hook_manager = _create_hook_manager()
-        recorder = _Recorder(self.plan, catalog, manifest, run_id)
-        hook_manager.register(recorder)
-        try:
-            super()._run(Pipeline(to_run), catalog, hook_manager, run_id)
-        finally:
-            hook_manager.unregister(recorder)
+            entry = self.plan[node.name]
+            if entry.runs or node.name in logged or node.name in done:
+                continue
+            logged.add(node.name)
+            why = "inputs rebuilt with the same bytes" if cut_off else "cached"
+            log.info("%s: skipped (%s, key %s…)", node.name, why, entry.key[:8])
+
+    @staticmethod
+    def _wave(pending: list[Node], catalog: CatalogProtocol) -> list[Node]:
+        """The pending nodes that can run before the next re-plan: those with no input still
+        to be persisted by another pending node (whose new bytes may equal the recorded)."""
+        blocked: set[str] = set()
+        wave = []
+        for node in pending:  # topological order
+            if blocked.intersection(node.inputs):
+                blocked.update(node.outputs)
+                continue
+            wave.append(node)
+            blocked.update(out for out in node.outputs if _is_persisted(catalog, out))
+        return wave
 
     def _decide(
-        self, pipeline: Pipeline, catalog: CatalogProtocol, manifest: CacheManifest
+        self,
+        pipeline: Pipeline,
+        catalog: CatalogProtocol,
+        manifest: CacheManifest,
+        done: dict[str, NodePlan] | None = None,
+        codes: dict[str, str] | None = None,
     ) -> dict[str, NodePlan]:
-        keys: dict[str, str] = {}  # dataset -> key of the node that makes it in this run
-        running: set[str] = set()  # datasets whose producer runs in this run
+        done = done or {}
+        codes = {} if codes is None else codes
+        keys: dict[str, str] = {}  # dataset -> its key in this run
+        running: set[str] = set()  # datasets whose producer runs (or, in memory, ran) now
         plan: dict[str, NodePlan] = {}
         for node in pipeline.nodes:  # topological order
-            params = {
-                name: jsonable(catalog.load(name))
-                for name in node.inputs
-                if name.startswith("params:") or name == "parameters"
-            }
-            inputs = {
-                name: value_fingerprint(params[name])
-                if name in params
-                else keys.get(name) or self._external_key(catalog, manifest, name)
-                for name in node.inputs
-            }
-            code = code_fingerprint(node.func)
-            key = sha256(json.dumps({"code": code, "inputs": inputs}, sort_keys=True))
-            entry = NodePlan(key=key, code=code, params=params, inputs=inputs)
-            entry.reasons = self._reasons(node, entry, catalog, manifest, running)
-            plan[node.name] = entry
+            if node.name in done:
+                entry = plan[node.name] = done[node.name]
+            else:
+                entry = plan[node.name] = self._node_plan(node, catalog, manifest, keys, codes)
+                entry.reasons = self._reasons(node, entry, catalog, manifest, running)
             for output in node.outputs:
-                keys[output] = sha256(f"{key}:{output}")
-                if entry.runs:
+                record = manifest.read(output) if _is_persisted(catalog, output) else None
+                pending = entry.runs and node.name not in done
+                if record is not None and not pending and record.get("node_key") == entry.key:
+                    keys[output] = record["key"]  # kept when a re-run wrote the same bytes
+                else:
+                    keys[output] = sha256(f"{entry.key}:{output}")
+                if pending or (node.name in done and record is None):
                     running.add(output)
         return plan
 
+    def _node_plan(
+        self,
+        node: Node,
+        catalog: CatalogProtocol,
+        manifest: CacheManifest,
+        keys: dict[str, str],
+        codes: dict[str, str],
+    ) -> NodePlan:
+        params = {
+            name: jsonable(catalog.load(name))
+            for name in node.inputs
+            if name.startswith("params:") or name == "parameters"
+        }
+        inputs = {
+            name: value_fingerprint(params[name])
+            if name in params
+            else keys.get(name) or self._external_key(catalog, manifest, name)
+            for name in node.inputs
+        }
+        if node.name not in codes:
+            codes[node.name] = code_fingerprint(node.func)
+        code = codes[node.name]
+        key = sha256(json.dumps({"code": code, "inputs": inputs}, sort_keys=True))
+        return NodePlan(key=key, code=code, params=params, inputs=inputs)
+
     @staticmethod
     def _external_key(catalog: CatalogProtocol, manifest: CacheManifest, name: str) -> str:
-        """Key of an input no node of this pipeline makes: its record's, else its content's."""
+        """Key of an input no node of this pipeline makes: its record's, else its content's.
+
+        A user's file or model directory gets an ``external`` record of its content digest
+        and stat signature, so it is hashed again only when its sizes or mtimes change.
+        """
         path = artifact_path(catalog, name)
+        exists = path is not None and path.exists()
         record = manifest.read(name)
-        if record is not None and manifest.matches_disk(record, path):
-            return record["key"]
-        if path is not None and path.exists():
-            return "content:" + artifact_digest(path)
-        return "missing"
+        if record is not None and not record.get("external"):  # made by a node, elsewhere
+            if manifest.matches_disk(record, path):
+                return record["key"]
+            return "content:" + artifact_digest(path) if exists else "missing"
+        if not exists:
+            return "missing"
+        return "content:" + manifest.external_digest(name, path, record)
 
     def _reasons(
         self,
@@ -237,18 +306,23 @@ class _Recorder:
         entry = self.plan.get(node.name)
         if entry is None or not _is_persisted(self.catalog, dataset_name):
             return
+        path = artifact_path(self.catalog, dataset_name)
+        digest = artifact_digest(path) if path is not None and path.exists() else None
+        before = self.manifest.read(dataset_name) or {}
+        same_bytes = digest is not None and before.get("digest") == digest and "key" in before
         record = {
             "dataset": dataset_name,
             "node": node.name,
             "node_key": entry.key,
-            "key": sha256(f"{entry.key}:{dataset_name}"),
+            # the same bytes as recorded keep their key, so their consumers stay up to date
+            "key": before["key"] if same_bytes else sha256(f"{entry.key}:{dataset_name}"),
             "code": entry.code,
             "params": entry.params,
             "inputs": entry.inputs,
             "run_id": self.run_id,  # the Kedro session that produced it (lineage of reuse)
             "saved_at": datetime.now(UTC).isoformat(timespec="seconds"),
         }
-        self.manifest.write(dataset_name, record, artifact_path(self.catalog, dataset_name))
+        self.manifest.write(dataset_name, record, path, digest=digest)
 
     @hook_impl
     def after_node_run(self, node: Node) -> None:

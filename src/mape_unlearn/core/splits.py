@@ -21,38 +21,71 @@ from numbers import Integral, Real
 
 import pandas as pd
 
-__all__ = ["check_retain_size", "choose_forget_people", "hold_out_people"]
+__all__ = ["check_retain_size", "choose_forget_people", "hold_out_people", "listed_ids"]
 
 _MAX_LISTED = 10
+ID_LIST = "<listed ids>"  # the column of a list of ids: a .txt file or a one-column CSV
+
+
+def listed_ids(values: Sequence[str], known: set[str]) -> tuple[list[str], str | None]:
+    """The ids of a list of ids, and its header (None when it has none).
+
+    The first line is a header when it is not an id of the data (``known``): ``author_id`` or
+    ``id`` above a column of ids is a header, a first line that is an id is an id. Duplicates
+    are dropped, order is kept.
+    """
+    values = [str(v) for v in values]
+    header = values[0] if values and values[0] not in known else None
+    ids = list(dict.fromkeys(values[1:] if header is not None else values))
+    if not ids:
+        raise ValueError(
+            f"the deletion request lists no ids: its only line {header!r} is not an id of the "
+            "data, so it was read as a header; expected one id per line"
+        )
+    return ids, header
 
 
 def hold_out_people(
-    qa: pd.DataFrame, fraction: float, seed: int, id_column: str = "person_id"
+    qa: pd.DataFrame,
+    fraction: float,
+    seed: int,
+    id_column: str = "person_id",
+    ids: Sequence[str] | None = None,
+    requested: Sequence[str] = (),
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Split ``qa`` by person into ``(trained_on, holdout)``, deterministic in ``seed``.
 
-    ``round(fraction * n_people)`` people (at least 1 when ``fraction > 0``; Python's ``round``,
-    ties to even) are drawn at random for the holdout; at least 2 people must be left to train
-    on (one to forget later, one to retain). Row order within each output follows ``qa``;
+    ``ids`` lists the holdout people (people the model never saw) and overrides ``fraction``.
+    Otherwise ``round(fraction * n_people)`` people (at least 1 when ``fraction > 0``; Python's
+    ``round``, ties to even) are drawn at random, never one of ``requested`` (the people of the
+    deletion request, who must be trained on to be forgotten): the people are shuffled once
+    and the first ones not requested are held out, so a request that does not name a drawn
+    person leaves the holdout as it is without the request. At least 2 people must be left to
+    train on (one to forget, one to retain). Row order within each output follows ``qa``;
     indexes are reset.
     """
-    ids = _person_ids(qa, id_column)
-    fraction = _check_fraction("holdout.fraction", fraction, allow_zero=True)
-    rng = random.Random(_check_seed("holdout.seed", seed))
-
-    people = sorted(ids.unique().tolist())
+    person_ids = _person_ids(qa, id_column)
+    people = sorted(person_ids.unique().tolist())
     n_people = len(people)
-    n_holdout = round(fraction * n_people)
-    if fraction > 0:
-        n_holdout = max(1, n_holdout)
-    if n_people - n_holdout < 2:
+    if ids is not None:
+        chosen = _check_holdout_ids(ids, people, requested, id_column)
+        what = f"holdout.ids ({len(chosen)} people)"
+    else:
+        fraction = _check_fraction("holdout.fraction", fraction, allow_zero=True)
+        rng = random.Random(_check_seed("holdout.seed", seed))
+        n_holdout = round(fraction * n_people)
+        if fraction > 0:
+            n_holdout = max(1, n_holdout)
+        what = f"holdout.fraction={fraction!r} ({n_holdout} people)"
+        rng.shuffle(people)
+        kept = set(requested)
+        chosen = [person for person in people if person not in kept][:n_holdout]
+    if n_people - len(chosen) < 2:
         raise ValueError(
-            f"holdout.fraction={fraction!r} ({n_holdout} people) leaves {n_people - n_holdout} "
-            f"trained-on people out of {n_people}: expected at least 2 (one to forget, one to "
-            "retain)"
+            f"{what} leaves {n_people - len(chosen)} trained-on people out of {n_people}: "
+            "expected at least 2 (one to forget, one to retain)"
         )
-    rng.shuffle(people)
-    in_holdout = ids.isin(set(people[:n_holdout]))
+    in_holdout = person_ids.isin(set(chosen))
     return _rows(qa, ~in_holdout), _rows(qa, in_holdout)
 
 
@@ -94,10 +127,26 @@ def choose_forget_people(
     return _rows(trained_on, in_forget), _rows(trained_on, ~in_forget)
 
 
+def check_pretrained_holdout(fraction: float, ids: Sequence[str] | None, original: str) -> None:
+    """Refuse a drawn holdout for the user's own model (``train.original: pretrained``).
+
+    Its model was trained on the user's data, so drawn people are members: comparing them
+    with the forgotten (also members) would measure nothing. The holdout must be listed
+    (people the model never saw) or empty.
+    """
+    if original == "pretrained" and ids is None and fraction > 0:
+        raise ValueError(
+            f"data_prep.holdout.fraction={fraction!r} is not allowed with train.original: "
+            "pretrained: a drawn holdout would be people your model was trained on; expected "
+            "data_prep.holdout.ids (people your model never saw) or holdout.fraction: 0 (the "
+            "holdout metrics and membership-inference AUCs are then NaN)"
+        )
+
+
 def check_retain_size(retain: pd.DataFrame, min_rows: int) -> None:
     """Stop before any heavy work when the retain set is too small for the retain-side Fisher.
 
-    The retain-side importance (METHOD.md §1) is a mean of squared mask gradients over retain
+    The retain-side importance (docs/method.md §1) is a mean of squared mask gradients over retain
     rows; for Gaussian gradients its relative standard error is ``sqrt(2 / n)``, 25 % at 32.
     """
     if len(retain) < min_rows:
@@ -161,6 +210,33 @@ def _check_forget_ids(ids: object, people: Sequence[object], id_column: str, ids
             "(a holdout person was never trained on, so it cannot be forgotten)"
         )
     return unique_ids
+
+
+def _check_holdout_ids(
+    ids: object, people: Sequence[object], requested: Sequence[object], id_column: str
+) -> list:
+    if isinstance(ids, (str, bytes)) or not isinstance(ids, Sequence):
+        raise ValueError(f"holdout.ids={ids!r} is not allowed: expected a list of ids or None")
+    unique_ids = list(dict.fromkeys(ids))
+    unknown = [i for i in unique_ids if i not in set(people)]
+    if unknown:
+        raise ValueError(
+            f"holdout.ids contains {len(unknown)} id(s) not in the data (column "
+            f"{id_column!r}): {_listed(unknown)}; expected ids of people in the data"
+        )
+    both = [i for i in unique_ids if i in set(requested)]
+    if both:
+        raise ValueError(
+            f"holdout.ids and the deletion request both name {len(both)} id(s): "
+            f"{_listed(both)}; a holdout person is never trained on, so cannot be forgotten: "
+            "remove them from one of the two"
+        )
+    return unique_ids
+
+
+def _listed(ids: Sequence[object]) -> str:
+    shown = ", ".join(repr(i) for i in ids[:_MAX_LISTED])
+    return shown + (f" (and {len(ids) - _MAX_LISTED} more)" if len(ids) > _MAX_LISTED else "")
 
 
 def rows_not_forgotten(

@@ -8,19 +8,42 @@ from typing import Any
 import pandas as pd
 from kedro.io import AbstractDataset, DatasetError
 
+from mape_unlearn.core.splits import ID_LIST
+
 # File suffix -> format; a directory is a Hugging Face `datasets` directory (save_to_disk).
-SUFFIXES = {".json": "json", ".jsonl": "jsonl", ".csv": "csv", ".parquet": "parquet"}
+SUFFIXES = {
+    ".json": "json",
+    ".jsonl": "jsonl",
+    ".csv": "csv",
+    ".parquet": "parquet",
+    ".txt": "txt",
+}
 FORMATS = (*SUFFIXES.values(), "hf_disk")
+
+
+def _id_list(values: list[str]) -> pd.DataFrame:
+    """A list of ids (a .txt file, a one-column CSV) whose first line may be a header: the
+    column is ``ID_LIST``, and the node that knows the data's ids decides about the header."""
+    return pd.DataFrame({ID_LIST: [v.strip() for v in values if v.strip()]}, dtype=object)
+
+
+def _read_csv(path: Path) -> pd.DataFrame:
+    first = pd.read_csv(path, dtype=str, keep_default_na=False, header=None, nrows=2)
+    if first.shape[1] == 1:  # one column: a list of ids, with or without a header
+        return _id_list(pd.read_csv(path, dtype=str, keep_default_na=False, header=None)[0])
+    return pd.read_csv(path, dtype=str, keep_default_na=False)
 
 
 def _read(path: Path, format: str) -> pd.DataFrame:
     # Texts and ids are read as written, not guessed as numbers or dates ("007" stays "007").
+    if format == "txt":  # one id per line; blank lines ignored
+        return _id_list(path.read_text(encoding="utf-8-sig").splitlines())
     if format == "json":
         return pd.read_json(path, dtype=False)
     if format == "jsonl":
         return pd.read_json(path, lines=True, dtype=False)
     if format == "csv":
-        return pd.read_csv(path, dtype=str, keep_default_na=False)
+        return _read_csv(path)
     if format == "parquet":
         return pd.read_parquet(path)
     import datasets  # only here: importing it costs seconds on every Kedro start-up
@@ -42,7 +65,10 @@ def _is_empty(path: Path) -> bool:
 
 class UserTableDataset(AbstractDataset[None, pd.DataFrame]):
     """A user's table as a ``DataFrame``: JSON (a list of records), JSON lines, CSV, Parquet or
-    a Hugging Face ``datasets`` directory saved with ``save_to_disk``.
+    a Hugging Face ``datasets`` directory saved with ``save_to_disk``; or a list of ids: a
+    ``.txt`` file (one id per line, blank lines ignored) or a one-column CSV, whose single
+    column is ``ID_LIST`` and whose first line may be a header (decided where the data's ids
+    are known: ``core.splits.listed_ids``).
 
     Read-only: the project never writes the user's data, and saving raises. A missing or empty
     file stops the run with its path, not with a parser's message.

@@ -1,7 +1,7 @@
 """Fine-tuning on answer tokens: the original model and the retrain-on-retain reference.
 
 Warmup then cosine decay: on the embedded default a constant learning rate needed ~5x more
-epochs to memorise the answers (METHOD.md, "What a quick prototype showed").
+epochs to memorise the answers (docs/method.md §6.3).
 """
 
 from __future__ import annotations

@@ -1,0 +1,5 @@
+"""The `successive` stage."""
+
+from mape_unlearn.pipelines.successive.pipeline import create_pipeline
+
+__all__ = ["create_pipeline"]

@@ -1,0 +1,66 @@
+"""Nodes of `successive`: several deletion requests served in a row, each from the model the
+previous one left."""
+
+from __future__ import annotations
+
+import pandas as pd
+import torch
+from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+from mape_unlearn.core.device import resolve_device
+from mape_unlearn.core.encoding import encode_frame
+from mape_unlearn.core.importance import MaskGradients
+from mape_unlearn.core.splits import rows_not_forgotten
+from mape_unlearn.core.successive import (
+    Request,
+    SearchSettings,
+    request_people,
+    successive_unlearning,
+)
+from mape_unlearn.params import ImportanceParams, MaskSearchParams, SuccessiveParams, UnlearnParams
+from mape_unlearn.pipelines.unlearn.nodes import unlearn_settings
+
+
+def successive_requests(
+    original_model: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
+    training_split: pd.DataFrame,
+    forget_split: pd.DataFrame,
+    holdout_split: pd.DataFrame,
+    retain_gradients: dict[str, torch.Tensor],
+    target: dict[str, float | None],
+    search: MaskSearchParams,
+    unlearn: UnlearnParams,
+    importance: ImportanceParams,
+    successive: SuccessiveParams,
+) -> pd.DataFrame:
+    """The forget request, then ``successive.requests - 1`` more of as many people each."""
+    people = training_split["person_id"]
+    requests, forgotten = [], set()
+    for chosen in request_people(
+        training_split, forget_split, successive.requests, successive.seed
+    ):
+        forgotten |= set(chosen)
+        gone = training_split[people.isin(forgotten)]
+        requests.append(
+            Request(
+                forget=encode_frame(tokenizer, training_split[people.isin(chosen)]),
+                retain=encode_frame(tokenizer, training_split[~people.isin(forgotten)]),
+                forgotten=encode_frame(tokenizer, gone),
+                retain_rows_kept=torch.tensor(
+                    rows_not_forgotten(training_split, retain_gradients["rows"].tolist(), gone)
+                ),
+            )
+        )
+    rows = successive_unlearning(
+        original_model,
+        requests,
+        encode_frame(tokenizer, holdout_split),
+        MaskGradients(retain_gradients["heads"], retain_gradients["filters"]),
+        SearchSettings(**search.model_dump(include=set(SearchSettings.__dataclass_fields__))),
+        unlearn_settings(unlearn),
+        target["forget_level"],
+        importance.batch_size,
+        resolve_device(unlearn.device),
+    )
+    return pd.DataFrame(rows)

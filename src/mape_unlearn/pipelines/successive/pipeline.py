@@ -1,0 +1,39 @@
+"""Wiring of `successive`: ``successive.requests`` deletion requests in a row, each served from
+the model the previous one left, and their figure."""
+
+from kedro.pipeline import Node, Pipeline
+
+from mape_unlearn.pipelines.evaluate.plots import plot_successive
+from mape_unlearn.pipelines.successive.nodes import successive_requests
+
+
+def create_pipeline(**kwargs) -> Pipeline:
+    return Pipeline(
+        [
+            Node(
+                successive_requests,
+                [
+                    "original_model",
+                    "tokenizer",
+                    "training_split",
+                    "forget_split",
+                    "holdout_split",
+                    "retain_mask_gradients",
+                    "unlearning_target",
+                    "params:mask_search",
+                    "params:unlearn",
+                    "params:importance",
+                    "params:successive",
+                ],
+                "successive_unlearning",
+                name="successive_requests",
+            ),
+            Node(
+                plot_successive,
+                ["successive_unlearning", "unlearning_target"],
+                "successive_unlearning_plot",
+                name="plot_successive",
+            ),
+        ],
+        tags="successive",
+    )

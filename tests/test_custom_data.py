@@ -75,7 +75,7 @@ def users_run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
     qa = generate_people_qa(12, seed=0)[["person_id", "question", "answer"]]
     theirs = qa.rename(columns={ours: theirs for ours, theirs in USERS_COLUMNS.items()})
     theirs.to_json(files / "qa.jsonl", orient="records", lines=True)
-    trained_on, _ = hold_out_people(qa, 0.2, 0)  # conf/test's holdout
+    trained_on, holdout = hold_out_people(qa, 0.2, 0)  # conf/test's holdout, listed below
     forgotten = sorted(set(trained_on.person_id))[:2]
     (files / "forget.csv").write_text("author\n" + "\n".join(forgotten) + "\n")
     model = save_user_model(files / "model", [*qa.question, *qa.answer])
@@ -94,6 +94,8 @@ def users_run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
                     },
                 },
                 "forget": {"from_file": True},
+                # the user's own model: its holdout is listed (people it never saw), not drawn
+                "holdout": {"ids": sorted(set(holdout.person_id))},
             },
             "train": {"original": "pretrained", "epochs": 5},  # machinery, not quality
         },
@@ -139,7 +141,7 @@ def test_a_users_data_and_model_are_unlearned_and_left_untouched(users_run: dict
     assert unlearned.config.vocab_size == retrain.config.vocab_size == users.config.vocab_size
     forget = pd.read_parquet(project / "data" / "03_primary" / "forget_split.parquet")
     assert sorted(set(forget.person_id)) == users_run["forgotten"]
-    assert list(forget.columns) == ["person_id", "question", "answer"]
+    assert list(forget.columns) == ["person_id", "question", "answer", "fact"]  # derived
 
 
 def test_a_second_run_reuses_everything(users_run: dict) -> None:
@@ -161,6 +163,8 @@ def test_the_custom_qa_example_is_consistent(monkeypatch: pytest.MonkeyPatch) ->
         "qa_source": "file",
         "forget_from_file": True,
         "original": "trained",
+        "retrain": True,
+        "target": "retrain",
     }
     loader = OmegaConfigLoader(
         str(ROOT / "conf"),
@@ -195,6 +199,6 @@ def test_a_misspelt_shape_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyP
 def test_an_unknown_method_is_refused(tmp_path: Path) -> None:
     project = copy_project(tmp_path / "project")
     params = project / "conf" / "base" / "parameters_evaluate.yml"
-    params.write_text(params.read_text().replace("methods: [mape_forget_only,", "methods: [xyz,"))
+    params.write_text(params.read_text().replace("methods: [random_modules,", "methods: [xyz,"))
     with pytest.raises(ValueError, match=r"evaluate.methods=\['xyz'.*\['xyz'\] not in `baselines`"):
         evaluation_shape(project / "conf")

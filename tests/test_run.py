@@ -110,7 +110,7 @@ def test_artifacts_are_consistent(finished_run: Path):
     )
 
     metrics = json.loads((data / "08_reporting" / "evaluation_metrics.json").read_text())
-    baselines = {"mape_forget_only", "diagonal_modules", "random_modules", "full", "salun", "sa"}
+    baselines = {"random_modules", "full", "salun", "sa"}  # evaluate.methods of conf/base
     assert set(metrics) == {"original", "unlearned", "retrain"} | baselines
     assert (
         metrics["original"]["forget"]["answer_nll"] < metrics["unlearned"]["forget"]["answer_nll"]
@@ -156,18 +156,49 @@ def test_second_run_without_change_skips_every_node(project_copy: Path):
     assert run_project(project_copy, "unlearn") == {}
 
 
-def test_changed_unlearn_parameter_reruns_only_unlearn_and_evaluate(project_copy: Path):
+def test_changed_unlearn_parameter_reruns_only_unlearn_and_what_follows(project_copy: Path):
     ran = run_project(project_copy, unlearn={"lr": 0.002})
     pipelines = registered()
-    later = {n.name for n in pipelines["evaluate"].nodes} - {
+    later = {n.name for n in pipelines["__default__"].nodes} - {
         n.name for n in pipelines["mask_search"].nodes
     }
-    assert {"forget_accuracy_target", "unlearn_model", "evaluate_unlearned.evaluate_model"} <= set(
-        ran
-    )
+    assert {
+        "forget_accuracy_target",
+        "unlearn_model",
+        "evaluate_unlearned.evaluate_model",
+        "sweep_mape.sparsity_sweep",
+        "successive_requests",
+    } <= set(ran)
     assert set(ran) <= later  # nothing upstream of unlearning re-ran
     assert {"module_masks", "evaluate_original.evaluate_model"}.isdisjoint(ran)
     assert ran["forget_accuracy_target"] == ["params changed: unlearn.lr"]
+
+
+def test_sweep_and_successive_are_stages_after_unlearn_beside_evaluate():
+    pipelines = registered()
+    stage = {name: {n.name for n in pipelines[name].nodes} for name in pipelines}
+    for name in ("evaluate", "sweep", "successive"):
+        assert stage["unlearn"] < stage[name]  # each stage brings every stage upstream of it
+    assert stage["sweep"] - stage["unlearn"] == {
+        "sweep_mape.sparsity_sweep",
+        "sweep_sa.sparsity_sweep",
+        "sweep_report",
+        "plot_sweep",
+    }
+    assert stage["successive"] - stage["unlearn"] == {"successive_requests", "plot_successive"}
+    assert stage["evaluate"].isdisjoint((stage["sweep"] | stage["successive"]) - stage["unlearn"])
+    assert stage["__default__"] == stage["evaluate"] | stage["sweep"] | stage["successive"]
+
+
+def test_changed_sweep_parameter_reruns_only_the_sweep(project_copy: Path):
+    ran = run_project(project_copy, "sweep", sweep={"sparsities": [0.5, 0.7]})
+    assert set(ran) == {"sweep_mape.sparsity_sweep", "sweep_sa.sparsity_sweep"} | {
+        "sweep_report",
+        "plot_sweep",
+    }
+    assert ran["sweep_report"] == ["input changed: mape_sparsity_sweep, sa_sparsity_sweep"]
+    sweep = pd.read_csv(project_copy / "data" / "08_reporting" / "sparsity_sweep.csv")
+    assert sorted(set(sweep.sparsity)) == [0.5, 0.7]
 
 
 def test_new_forget_request_reuses_retain_importance_and_the_original_model(project_copy: Path):

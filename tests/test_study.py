@@ -38,11 +38,12 @@ def studied(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_study_measures_every_variant_at_matched_forgetting(studied: Path):
     reporting = studied / "data" / "08_reporting" / "study"
     results = pd.read_csv(reporting / "results.csv")
-    assert list(results.variant) == ["mape", "sa_stop_em"]  # conf/test's variants
+    variants = ["mape", "sa_stop_em", "mape_holdout_answer"]  # conf/test's variants
+    assert list(results.variant) == ["retrain", *variants]  # the reference's row first
     assert set(results.run) == {3}
     summary = pd.read_csv(reporting / "summary.csv")
-    assert set(summary.variant) == {"mape", "sa_stop_em"}
-    assert (reporting / "summary.md").read_text().count("\n") == 2 + 2
+    assert set(summary.variant) == {"retrain", *variants}
+    assert (reporting / "summary.md").read_text().count("\n") == 2 + 4
     assert (reporting / "frontier.png").stat().st_size > 0
 
     # the run's request is its own (seed 3), not the main forget split
@@ -55,7 +56,10 @@ def test_study_measures_every_variant_at_matched_forgetting(studied: Path):
     variants = json.loads(
         (studied / "data" / "07_model_output" / "study" / "seed_3_variants.json").read_text()
     )
-    mape, sa = variants
+    retrain, mape, sa, holdout = variants
+    assert retrain["variant"] == "retrain" and "trace" not in retrain
+    # the holdout-target variant stops at the original's level on the holdout people
+    assert holdout["target_forget_accuracy"] != mape["target_forget_accuracy"]
     # the exact-match variant traces whole answers: shares of the forget rows
     rows = len(forget)
     assert all(
@@ -64,6 +68,6 @@ def test_study_measures_every_variant_at_matched_forgetting(studied: Path):
         if "forget_accuracy" in e
     )
     assert mape["trainable_parameters"] > 0
-    for row in variants:
+    for row in variants[1:]:
         if row["reached_target"]:
             assert row["steps_to_matched_forgetting"] <= row["steps"]

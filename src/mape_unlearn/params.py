@@ -11,6 +11,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt, field_validator
 
+from mape_unlearn.core.encoding import TOKEN_VIEWS
 from mape_unlearn.core.search import OBJECTIVES
 from mape_unlearn.core.unlearning import RULES, STOP_METRICS
 
@@ -29,6 +30,7 @@ class QAColumns(_Params):
     answer: str
     paraphrased_answer: str | None
     perturbed_answers: str | None
+    fact: str | None  # the words of each answer that carry its information; null: derived
 
 
 class LabelColumns(_Params):
@@ -60,6 +62,7 @@ class GeneratorParams(_Params):
 
 class HoldoutParams(_Params):
     fraction: float = Field(ge=0.0, lt=1.0)
+    ids: list[str] | None = None  # people the model never saw (overrides fraction)
     seed: int
 
 
@@ -73,6 +76,7 @@ class ForgetParams(_Params):
 
 class TrainParams(_Params):
     original: Literal["trained", "pretrained", "finetuned"]  # see parameters_train.yml
+    retrain: bool  # train the retrain reference (false: unlearn.target must be holdout)
     model_type: str
     architecture: dict[str, Any]
     epochs: PositiveInt
@@ -129,6 +133,8 @@ class UnlearnParams(_Params):
     probe_retain_samples: PositiveInt
     stop_metric: str
     stop_at_retrain_level: bool
+    forget_tokens: Literal[TOKEN_VIEWS]  # fact or answer: what the forget term scores
+    target: Literal["retrain", "holdout"]  # whose level the forget accuracy is brought to
     seed: int
     device: str
 
@@ -189,7 +195,7 @@ class EvaluateParams(_Params):
 
 
 class SelectorParams(_Params):
-    """How a compared method chooses the weights it updates (METHOD.md §5)."""
+    """How a compared method chooses the weights it updates (docs/method.md §5)."""
 
     kind: Literal["modules", "random_modules", "full", "salun", "sa"]
     objective: str | None  # modules: the search objective (None: mask_search.objective)
@@ -213,6 +219,8 @@ class StudyVariant(_Params):
     # module selectors: steps between searches of the mask on the model being unlearned
     # (0: searched once, on the original, as the stages do)
     research_every: int = Field(default=0, ge=0)
+    # module selectors: the forget-side mask gradients of the fact tokens or of every answer token
+    importance_tokens: Literal[TOKEN_VIEWS] = "fact"
 
 
 class StudyParams(_Params):

@@ -2,6 +2,8 @@
 
 Each stage's pipeline includes every stage upstream of it, so that ``kedro run --pipeline=<stage>``
 works from a fresh checkout: the caching runner builds what is missing or stale, then the stage.
+The stages form a chain up to `unlearn`; `evaluate`, `sweep` and `successive` each follow
+`unlearn` and need nothing of one another.
 """
 
 import os
@@ -18,9 +20,12 @@ from mape_unlearn.pipelines import (
     importance,
     mask_search,
     study,
+    successive,
+    sweep,
     train,
     unlearn,
 )
+from mape_unlearn.pipelines.unlearn.pipeline import TARGET_LEVELS as TARGETS
 
 STAGES = {
     "data_prep": data_prep,
@@ -29,6 +34,18 @@ STAGES = {
     "mask_search": mask_search,
     "unlearn": unlearn,
     "evaluate": evaluate,
+    "sweep": sweep,
+    "successive": successive,
+}
+# the stage each stage builds on (its pipeline adds that stage's pipeline); none for data_prep
+FOLLOWS = {
+    "train": "data_prep",
+    "importance": "train",
+    "mask_search": "importance",
+    "unlearn": "mask_search",
+    "evaluate": "unlearn",
+    "sweep": "unlearn",
+    "successive": "unlearn",
 }
 
 
@@ -54,7 +71,7 @@ def _parameters(conf_source: Path) -> dict[str, Any]:
 
 
 def evaluation_shape(conf_source: Path = Path("conf")) -> dict[str, tuple[str, ...]]:
-    """``evaluate.methods`` and ``sweep.methods``, which shape the `evaluate` pipeline.
+    """``evaluate.methods`` and ``sweep.methods``, which shape `evaluate` and `sweep`.
 
     Each must name an entry of ``baselines``: an unknown method stops registration.
     """
@@ -75,9 +92,9 @@ def evaluation_shape(conf_source: Path = Path("conf")) -> dict[str, tuple[str, .
 
 
 def data_sources(conf_source: Path = Path("conf")) -> dict[str, Any]:
-    """Where the QA data, the deletion request and the original model come from, which shape
-    `data_prep` and `train`: ``data_prep.source.kind``, ``data_prep.forget.from_file`` and
-    ``train.original``.
+    """Where the QA data, the deletion request, the original model and the stop level come
+    from, which shape the stages: ``data_prep.source.kind``, ``data_prep.forget.from_file``,
+    ``train.original``, ``train.retrain`` and ``unlearn.target``.
 
     Their groups are validated here: a misspelt choice would otherwise build another pipeline.
     ``{}`` without configuration (the stages' defaults: the embedded default).
@@ -86,10 +103,19 @@ def data_sources(conf_source: Path = Path("conf")) -> dict[str, Any]:
     if not params:
         return {}
     data_prep = params.get("data_prep", {})
+    train = TrainParams.model_validate(params.get("train"))
+    target = params.get("unlearn", {}).get("target", "retrain")
+    if target not in TARGETS or (target == "retrain" and not train.retrain):
+        raise ValueError(
+            f"unlearn.target={target!r} is not allowed with train.retrain={train.retrain}: "
+            f"expected one of {list(TARGETS)}, and holdout when no retrain model is trained"
+        )
     return {
         "qa_source": QASourceParams.model_validate(data_prep.get("source")).kind,
         "forget_from_file": ForgetParams.model_validate(data_prep.get("forget")).from_file,
-        "original": TrainParams.model_validate(params.get("train")).original,
+        "original": train.original,
+        "retrain": train.retrain,
+        "target": target,
     }
 
 
@@ -101,16 +127,24 @@ def study_runs(conf_source: Path = Path("conf")) -> tuple[str, ...]:
 def register_pipelines() -> dict[str, Pipeline]:
     """Each stage with its upstream stages, ``__default__`` = all stages, and ``study``.
 
-    ``study`` (the stages up to `importance`, then the study) is not part of ``__default__``:
-    it unlearns every variant once per run and is run on its own.
+    ``__default__`` includes `sweep` and `successive`: a plain ``kedro run`` reproduces every
+    result of the default (``make run`` runs `unlearn` and `evaluate` only). ``study`` (the
+    stages up to `importance`, then the study) is not part of it: it unlearns every variant
+    once per run, on environments of its own, and is run on its own.
     """
     pipelines: dict[str, Pipeline] = {}
-    upstream = Pipeline([])
-    sources = data_sources()
-    shapes = {"data_prep": sources, "train": sources, "evaluate": evaluation_shape()}
+    sources, shape = data_sources(), evaluation_shape()
+    shapes = {
+        "data_prep": sources,
+        "train": sources,
+        "unlearn": sources,
+        "evaluate": {**shape, **sources},
+        "sweep": {**shape, **sources},
+        "successive": sources,
+    }
     for name, stage in STAGES.items():
-        upstream = upstream + stage.create_pipeline(**shapes.get(name, {}))
-        pipelines[name] = upstream
-    pipelines["__default__"] = upstream
+        upstream = pipelines[FOLLOWS[name]] if name in FOLLOWS else Pipeline([])
+        pipelines[name] = upstream + stage.create_pipeline(**shapes.get(name, {}))
+    pipelines["__default__"] = sum(pipelines.values(), Pipeline([]))
     pipelines["study"] = pipelines["importance"] + study.create_pipeline(runs=study_runs())
     return pipelines

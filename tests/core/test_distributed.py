@@ -176,7 +176,7 @@ def test_two_gloo_ranks_unlearn_like_one_process(tmp_path: Path):
         single, single_trace = _unlearned(*case)
         for results in ranks:
             weights, trace = results[case]
-            assert [e["step"] for e in trace] == [1, 2, 3, 4, 5]
+            assert [e["step"] for e in trace] == [0, 1, 2, 3, 4, 5]
             for entry, expected in zip(trace, single_trace, strict=True):
                 assert entry == pytest.approx(expected, rel=1e-5), case
             for name, expected in single.named_parameters():

@@ -39,11 +39,14 @@ def test_differs_across_seeds(qa: pd.DataFrame) -> None:
 
 def test_columns_and_types(qa: pd.DataFrame) -> None:
     assert list(qa.columns) == list(COLUMNS)
-    assert list(COLUMNS) == [*TEXT_COLUMNS, "perturbed_answers"]
+    assert list(COLUMNS) == [*TEXT_COLUMNS, "perturbed_answers", "fact"]
     for column in TEXT_COLUMNS:
         assert all(isinstance(v, str) for v in qa[column]), column
     assert all(isinstance(v, list) for v in qa["perturbed_answers"])
     assert all(isinstance(a, str) for v in qa["perturbed_answers"] for a in v)
+    # the fact is the attribute's value as the answer writes it, never the person's name
+    assert all(f in a for f, a in zip(qa["fact"], qa["answer"], strict=True))
+    assert not any(f in n for f, n in zip(qa["fact"], qa["person_name"], strict=True))
 
 
 def test_one_row_per_person_and_template_in_order(qa: pd.DataFrame) -> None:

@@ -21,10 +21,18 @@ def test_attack_fine_tunes_a_copy_and_reports_the_probe_people_only():
         model, tokenizer, qa, 0.5, epochs=3, lr=1e-2, batch_size=4, seed=0, device=CPU
     )
     assert all(torch.equal(p, before[n]) for n, p in model.named_parameters())  # copy attacked
-    assert set(result) == {"probe_accuracy_before", "probe_accuracy_after", "recovered"}
-    # the shared sentence templates are learnt from the relearn people: probe accuracy rises
-    assert result["probe_accuracy_after"] > result["probe_accuracy_before"]
+    assert set(result) == {
+        "probe_accuracy_before",
+        "probe_accuracy_after",
+        "recovered",
+        "probe_answer_accuracy_before",
+        "probe_answer_accuracy_after",
+    }
     assert result["recovered"] == result["probe_accuracy_after"] - result["probe_accuracy_before"]
+    # the shared sentence templates are learnt from the relearn people: answer accuracy on the
+    # probe people rises, far more than their facts (which they never showed) come back
+    template = result["probe_answer_accuracy_after"] - result["probe_answer_accuracy_before"]
+    assert template > 0.05 and template > 2 * result["recovered"]
 
 
 def test_a_request_of_one_person_skips_the_attack(caplog):

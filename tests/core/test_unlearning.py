@@ -30,6 +30,7 @@ def _settings(**changes) -> UnlearnSettings:
         eval_every=2,
         probe_retain_samples=4,
         stop_metric="answer_token_accuracy",
+        forget_tokens="answer",
         seed=0,
     )
     return UnlearnSettings(**{**values, **changes})
@@ -67,9 +68,9 @@ def test_only_selected_slices_change_and_frozen_weights_are_bit_identical(
     heads, filters = _selection(model)
     masks = module_parameter_masks(model, heads, filters)
     unlearned, trace = _unlearn(model, masks, rule=rule, compact=compact, **changes)
-    assert len(trace) == 5
-    # checkpoints every 2 steps and at the end carry both sides of the trajectory
-    assert [e["step"] for e in trace if "retain_accuracy" in e] == [2, 4, 5]
+    assert [e["step"] for e in trace] == [0, 1, 2, 3, 4, 5]
+    # step 0 (the model as given), checkpoints every 2 steps and the end carry both sides
+    assert [e["step"] for e in trace if "retain_accuracy" in e] == [0, 2, 4, 5]
     before = dict(model.named_parameters())
     changed_any = False
     for name, after in unlearned.named_parameters():
@@ -101,8 +102,8 @@ def test_head_slices_follow_the_family_layout(model):
 def test_gradient_difference_raises_forget_loss(model):
     heads, filters = _selection(model)
     masks = module_parameter_masks(model, heads | True, filters | True)
-    _, trace = _unlearn(model, masks, rule="ga", steps=8)
-    assert trace[-1]["forget_loss"] > trace[0]["forget_loss"]
+    _, trace = _unlearn(model, masks, rule="gd", steps=8)
+    assert trace[-1]["forget_loss"] > trace[1]["forget_loss"]
 
 
 def test_unknown_rule_and_bad_learning_rate_are_rejected(model):
@@ -180,9 +181,16 @@ def test_matched_forgetting_is_the_first_checkpoint_at_the_target():
         {"step": 4, "forget_accuracy": 0.5, "retain_accuracy": 0.8},
         {"step": 6, "forget_accuracy": 0.4, "retain_accuracy": 0.7},
     ]
-    assert matched_forgetting(trace, 0.6) == {"step": 4, "retain_accuracy": 0.8}
-    assert all(v != v for v in matched_forgetting(trace, 0.1).values())  # never reached: NaN
-    assert all(v != v for v in matched_forgetting(trace, None).values())
+    assert matched_forgetting(trace, 0.6) == {
+        "step": 4,
+        "forget_accuracy": 0.5,
+        "retain_accuracy": 0.8,
+        "forget_accuracy_at_stop": 0.4,
+    }
+    for never in (0.1, None):  # never reached, or no target: NaN, and where it stopped
+        matched = matched_forgetting(trace, never)
+        assert matched.pop("forget_accuracy_at_stop") == 0.4
+        assert all(v != v for v in matched.values())
 
 
 def test_exact_match_stop_metric_traces_whole_answers(model):
@@ -330,3 +338,40 @@ def test_a_tied_embedding_stays_on_the_dense_path():
     rows = torch.zeros_like(model.lm_head.weight, dtype=torch.bool)
     rows[:3] = True
     assert compact_slices(model, {"transformer.wte.weight": rows}) == {}
+
+
+def test_nothing_to_unlearn_when_the_model_is_already_at_the_target(model, caplog):
+    """A forget set the model already gets as wrong as the target: step 0 only, a warning,
+    and the weights as given."""
+    masks = module_parameter_masks(model, *(m | True for m in _selection(model)))
+    with caplog.at_level("WARNING"):
+        unlearned, trace = masked_unlearn(
+            model,
+            random_batch(6, seed=1),
+            random_batch(8, seed=2),
+            masks,
+            _settings(max_steps=5),
+            target_forget_accuracy=1.0,  # any accuracy is at or below it
+            device=CPU,
+        )
+    assert [entry["step"] for entry in trace] == [0]
+    assert "nothing to unlearn" in caplog.text
+    before = dict(model.named_parameters())
+    assert all(torch.equal(p, before[n]) for n, p in unlearned.named_parameters())
+    assert matched_forgetting(trace, 1.0)["step"] == 0
+
+
+def test_checks_every_step_once_the_target_is_near():
+    """Checkpoints every 4 steps while the target is far; every step from the checkpoint whose
+    last drop, twice over, would reach it, and from then on to the end."""
+    from mape_unlearn.core.unlearning import _steps_to_next_check
+
+    settings = _settings(eval_every=4)
+    trace = [{"step": 0, "forget_accuracy": 1.0}]
+    far = {"step": 4, "forget_accuracy": 0.9}  # dropped 0.1: 0.9 - 0.2 is above 0.5
+    assert _steps_to_next_check(trace, far, 0.5, settings) == 4
+    near = {"step": 8, "forget_accuracy": 0.7}  # dropped 0.2: 0.7 - 0.4 is below 0.5
+    assert _steps_to_next_check([*trace, far], near, 0.5, settings) == 1
+    stalled = {"step": 9, "forget_accuracy": 0.7}  # no drop, but already checking every step
+    assert _steps_to_next_check([*trace, far, near], stalled, 0.5, settings) == 1
+    assert _steps_to_next_check(trace, far, None, settings) == 4  # no target: the interval

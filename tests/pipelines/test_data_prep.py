@@ -32,6 +32,7 @@ IDENTITY = QAColumns(
     answer="answer",
     paraphrased_answer="paraphrased_answer",
     perturbed_answers="perturbed_answers",
+    fact=None,
 )
 LABELS = LabelColumns(person_id="person_id", text="text", text_pair=None, label="label")
 
@@ -64,8 +65,10 @@ def run_data_prep(
         "params:data_prep.generator": GeneratorParams(
             n_people=12, n_labels=2, distinct_values=False, seed=0
         ),
-        "params:data_prep.holdout": HoldoutParams(fraction=0.25, seed=0),
+        "params:data_prep.holdout": HoldoutParams(fraction=0.25, ids=None, seed=0),
         "params:data_prep.forget": forget or forget_params(),
+        "params:data_prep.forget.ids": (forget or forget_params()).ids,
+        "params:train.original": "trained",
     }
     pipeline = create_pipeline(**shape)
     outputs = sorted(pipeline.all_outputs())
@@ -94,12 +97,16 @@ def test_wiring() -> None:
         "fit_tokenizer",
     }
     assert all(node.tags == {"data_prep"} for node in pipeline.nodes)
-    assert pipeline.all_outputs() == {*OUTPUTS, "tokenizer"}
-    # what the original model is trained on is upstream of nothing about the deletion request
+    assert pipeline.all_outputs() == {*OUTPUTS, "fact_rules", "tokenizer"}
+    # of the deletion request, only its ids reach the trained-on people (the holdout never
+    # draws a requested person); the caching runner keeps training_split's key when its bytes
+    # do not change, so a new request does not retrain the original
     assert pipeline.to_outputs("training_split", "holdout_split").inputs() == {
         "params:data_prep.task",
         "params:data_prep.generator",
         "params:data_prep.holdout",
+        "params:data_prep.forget.ids",
+        "params:train.original",
     }
     assert "params:data_prep.forget" not in pipeline.to_outputs("tokenizer").inputs()
 
@@ -160,7 +167,9 @@ def test_wiring_for_a_users_file_request_and_model() -> None:
 def test_a_users_file_and_a_deletion_request_file() -> None:
     generated = generate_people_qa(12, seed=0)
     theirs = generated.rename(columns={"person_id": "author", "question": "prompt"})
-    columns = IDENTITY.model_copy(update={"person_id": "author", "question": "prompt"})
+    columns = IDENTITY.model_copy(
+        update={"person_id": "author", "question": "prompt", "fact": "fact"}  # their facts
+    )
     training = run_data_prep()["training_split"]
     ids = sorted(people_of(training))[:2]
     outputs = run_data_prep(
@@ -176,6 +185,7 @@ def test_a_users_file_and_a_deletion_request_file() -> None:
     )
     expected = generated.drop(columns=["person_name", "template"])
     pd.testing.assert_frame_equal(outputs["qa_dataset"], expected, check_dtype=False)
+    assert outputs["fact_rules"] == {"column": len(generated)}
     assert outputs["forget_request_ids"] == ids
     assert people_of(outputs["forget_split"]) == set(ids)
 

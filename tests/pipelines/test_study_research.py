@@ -34,8 +34,8 @@ def setting() -> tuple:
     splits = (qa[forgotten], qa[~forgotten], qa)
     importance = ImportanceParams(**_params("importance", batch_size=16, device="cpu"))
     gradients = (
-        mask_gradients(model, tokenizer, splits[0], importance, None),
-        mask_gradients(model, tokenizer, splits[2], importance, None),
+        mask_gradients(model, tokenizer, splits[0], importance, None, "fact"),
+        mask_gradients(model, tokenizer, splits[2], importance, None, "answer"),
     )
     settings = (
         MaskSearchParams(**_params("mask_search", sparsity=0.5)),
@@ -69,9 +69,9 @@ def test_research_continues_the_steps_and_moves_the_mask(setting):
     researched, trace, cost = researched_unlearn(
         model, tokenizer, splits, gradients, no_target, settings, research_every=3
     )
-    assert [entry["step"] for entry in trace] == list(range(1, 8))
-    # checkpoints every 2 steps of each segment (1-3, 4-6, 7) and at each segment's end
-    assert [e["step"] for e in trace if "forget_accuracy" in e] == [2, 3, 5, 6, 7]
+    assert [entry["step"] for entry in trace] == list(range(8))  # step 0: the original
+    # checkpoints at 0, every 2 steps of each segment (1-3, 4-6, 7) and at each segment's end
+    assert [e["step"] for e in trace if "forget_accuracy" in e] == [0, 2, 3, 5, 6, 7]
     assert cost["steps"] == 7 and not cost["reached_target"]
     once, _, _ = researched_unlearn(model, tokenizer, splits, gradients, no_target, settings, 0)
     original, single = dict(model.named_parameters()), dict(once.named_parameters())
@@ -87,5 +87,6 @@ def test_research_stops_at_the_target(setting):
     _, trace, cost = researched_unlearn(
         model, tokenizer, splits, gradients, {"forget_level": 1.0}, settings, research_every=3
     )
-    assert cost["reached_target"] and cost["steps_to_matched_forgetting"] == 2
-    assert trace[-1]["step"] == 2
+    # every accuracy is at or below 1: the original is there already, nothing is unlearnt
+    assert cost["reached_target"] and cost["steps_to_matched_forgetting"] == 0
+    assert trace[-1]["step"] == 0 and cost["steps"] == 0

@@ -28,6 +28,7 @@ def test_the_retrain_reference_of_a_users_model_is_fresh_and_alike(tmp_path: Pat
     original = AutoModelForCausalLM.from_pretrained(path, local_files_only=True)
     params = TrainParams(
         original="pretrained",
+        retrain=True,
         model_type="ignored",
         architecture={},
         epochs=2,

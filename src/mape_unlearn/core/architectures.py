@@ -157,7 +157,7 @@ def module_parameter_masks(
 ) -> dict[str, torch.Tensor]:
     """Boolean masks over parameters: True where an entry belongs to a selected module.
 
-    ``heads: [L, H]`` and ``filters: [L, d_ff]`` are the selections (METHOD.md §4). Only
+    ``heads: [L, H]`` and ``filters: [L, d_ff]`` are the selections (docs/method.md §4). Only
     parameters with at least one selected entry appear; every other parameter stays frozen.
     A K/V row of a grouped-query layer is selected when any head of its group is.
     """

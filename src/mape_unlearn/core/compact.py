@@ -1,10 +1,11 @@
 """Compact masked updates: train only the selected rows or columns, as small delta tensors.
 
 A module mask owns whole output features (rows of an ``nn.Linear`` weight, and bias entries) or
-whole input features (columns) of a projection (METHOD.md §4, ``architectures.FAMILIES``). Rather
-than a full-size gradient and Adam state multiplied by a 0/1 mask, such a slice becomes a
-trainable delta, ``[k, in]`` for k selected rows or ``[out, k]`` for k columns, whose
-contribution a forward hook adds to the projection's output while the weight stays frozen:
+whole input features (columns) of a projection (docs/method.md §4,
+``architectures.FAMILIES``). Rather than a full-size gradient and Adam state multiplied by a 0/1
+mask, such a slice becomes a trainable delta, ``[k, in]`` for k selected rows or ``[out, k]``
+for k columns, whose contribution a forward hook adds to the projection's output while the
+weight stays frozen:
 
     rows:    y = x W^T + b;  y[..., rows] += x delta^T + delta_b      (delta: [k, in])
     columns: y = x W^T + b + x[..., cols] delta^T                     (delta: [out, k])

@@ -13,6 +13,7 @@ import atexit
 import logging
 import os
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 import torch.distributed as dist
@@ -104,6 +105,16 @@ def gather_rows(local: torch.Tensor) -> torch.Tensor:
     return torch.cat([part[:size] for part, size in zip(parts, sizes, strict=True)]).to(
         local.device
     )
+
+
+def gather_objects(local: list[Any]) -> list[Any]:
+    """Every rank's list (of picklable things: decoded texts) concatenated in rank order."""
+    _, world = rank_and_world()
+    if world == 1:
+        return local
+    parts: list[list[Any]] = [[] for _ in range(world)]
+    dist.all_gather_object(parts, local)
+    return [item for part in parts for item in part]
 
 
 def all_reduce_sum(tensors: Sequence[torch.Tensor]) -> list[torch.Tensor]:

@@ -17,12 +17,14 @@ and exact match are both the accuracy.
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from typing import Self
 
 import pandas as pd
 import torch
 from transformers import PreTrainedTokenizerBase
+
+from mape_unlearn.core.facts import FACT, fact_span
 
 IGNORE = -100
 
@@ -45,6 +47,10 @@ class TokenBatch:
         return type(self)(
             **{name: t[:, :width] if t.dim() == 2 else t for name, t in picked.items()}
         )
+
+    def on_facts(self) -> Self:
+        """The samples scored on their fact tokens only (see :meth:`QABatch.on_facts`)."""
+        raise NotImplementedError
 
     def to(self, device: torch.device | str) -> Self:
         return type(self)(**{f.name: getattr(self, f.name).to(device) for f in fields(self)})
@@ -74,7 +80,19 @@ class TokenBatch:
 
 @dataclass
 class QABatch(TokenBatch):
-    """Question-answer samples; ``labels`` ``[n, T]`` hold the answer tokens, IGNORE elsewhere."""
+    """Question-answer samples; ``labels`` ``[n, T]`` hold the answer tokens, IGNORE elsewhere,
+    and ``fact_labels`` ``[n, T]`` only the fact tokens (docs/method.md §7.1)."""
+
+    fact_labels: torch.Tensor
+
+    def model_inputs(self) -> dict[str, torch.Tensor]:
+        return {"input_ids": self.input_ids, "attention_mask": self.attention_mask}
+
+    def on_facts(self) -> Self:
+        """The same samples scored on their fact tokens only: losses, mask gradients and
+        teacher-forced statistics of this view see nothing of the answer's template. (Its
+        :meth:`prompt_lengths` is not the prompt's: decode from the full batch.)"""
+        return replace(self, labels=self.fact_labels)
 
     def targets(self) -> torch.Tensor:
         return self.labels[:, 1:]
@@ -96,6 +114,10 @@ class LabelBatch(TokenBatch):
 
     token_type_ids: torch.Tensor
 
+    def on_facts(self) -> Self:
+        """A class label is all fact: the batch itself."""
+        return self
+
     def targets(self) -> torch.Tensor:
         return self.labels[:, None]
 
@@ -104,16 +126,39 @@ class LabelBatch(TokenBatch):
         return logits[:, None], self.targets()
 
 
+# which tokens of an answer a loss or a mask gradient scores: the fact's, or all of them
+TOKEN_VIEWS: tuple[str, ...] = ("fact", "answer")
+
+
+def scored_on(data: TokenBatch, tokens: str) -> TokenBatch:
+    """``data`` scored on ``tokens`` (one of ``TOKEN_VIEWS``)."""
+    if tokens not in TOKEN_VIEWS:
+        raise ValueError(f"tokens={tokens!r} is not allowed: expected one of {TOKEN_VIEWS}")
+    return data.on_facts() if tokens == "fact" else data
+
+
 def encode_qa(
-    tokenizer: PreTrainedTokenizerBase, questions: Sequence[str], answers: Sequence[str]
+    tokenizer: PreTrainedTokenizerBase,
+    questions: Sequence[str],
+    answers: Sequence[str],
+    facts: Sequence[str] | None = None,
 ) -> QABatch:
-    """Tokenise pairs into a :class:`QABatch`; raises if the tokenizer knows none of the words."""
+    """Tokenise pairs into a :class:`QABatch`; raises if the tokenizer knows none of the words.
+
+    ``facts``: each answer's fact (a substring of it, see :mod:`~mape_unlearn.core.facts`); its
+    tokens are those whose characters overlap it. Without facts every answer token is one.
+    """
     if len(questions) != len(answers):
         raise ValueError(f"got {len(questions)} questions but {len(answers)} answers")
     if len(questions) == 0:
         raise ValueError("cannot encode an empty set of question-answer pairs")
     q_ids = tokenizer(list(questions), add_special_tokens=False)["input_ids"]
     a_ids = tokenizer(list(answers), add_special_tokens=False)["input_ids"]
+    is_fact = (
+        [[True] * (len(ids) + 1) for ids in a_ids]
+        if facts is None
+        else _fact_tokens(tokenizer, answers, facts)
+    )
     unk = tokenizer.unk_token_id
     words = [t for seq in a_ids for t in seq]
     if unk is not None and words and all(t == unk for t in words):
@@ -134,12 +179,37 @@ def encode_qa(
     input_ids = torch.full((len(rows), width), pad, dtype=torch.long)
     attention_mask = torch.zeros((len(rows), width), dtype=torch.long)
     labels = torch.full((len(rows), width), IGNORE, dtype=torch.long)
+    fact_labels = labels.clone()
     for i, (prompt, answer) in enumerate(rows):
         n = len(prompt) + len(answer)
         input_ids[i, :n] = torch.tensor(prompt + answer)
         attention_mask[i, :n] = 1
         labels[i, len(prompt) : n] = torch.tensor(answer)
-    return QABatch(input_ids, attention_mask, labels)
+        fact = torch.tensor(is_fact[i])
+        fact_labels[i, len(prompt) : n] = torch.where(fact, torch.tensor(answer), IGNORE)
+    return QABatch(input_ids, attention_mask, labels, fact_labels)
+
+
+def _fact_tokens(
+    tokenizer: PreTrainedTokenizerBase, answers: Sequence[str], facts: Sequence[str]
+) -> list[list[bool]]:
+    """Per answer, whether each of its tokens (and the final EOS, never) is a fact token."""
+    if len(facts) != len(answers):
+        raise ValueError(f"got {len(answers)} answers but {len(facts)} facts")
+    if not tokenizer.is_fast:
+        raise ValueError(
+            f"the tokenizer {type(tokenizer).__name__} is not a fast tokenizer: fact tokens are "
+            "located by character offsets, which only fast tokenizers report"
+        )
+    offsets = tokenizer(list(answers), add_special_tokens=False, return_offsets_mapping=True)[
+        "offset_mapping"
+    ]
+    flags = []
+    for answer, fact, spans in zip(answers, facts, offsets, strict=True):
+        start, stop = fact_span(answer, fact)
+        row = [a < stop and b > start for a, b in spans]
+        flags.append([*(row if any(row) else [True] * len(row)), False])
+    return flags
 
 
 def _optional(token_id: int | None) -> list[int]:
@@ -190,8 +260,10 @@ def encode_frame(
     answer: str = "answer",
 ) -> QABatch | LabelBatch:
     """Encode a split of either task: a ``label`` column makes it classification (``text``,
-    optional ``text_pair``), else the ``question`` and ``answer`` columns are encoded."""
+    optional ``text_pair``), else the ``question`` and ``answer`` columns are encoded, with the
+    ``fact`` column's tokens marked when the answer is ``answer`` itself."""
     if "label" in frame.columns:
         pairs = frame["text_pair"].tolist() if "text_pair" in frame.columns else None
         return encode_labelled(tokenizer, frame["text"].tolist(), frame["label"].tolist(), pairs)
-    return encode_qa(tokenizer, frame[question].tolist(), frame[answer].tolist())
+    facts = frame[FACT].tolist() if FACT in frame.columns and answer == "answer" else None
+    return encode_qa(tokenizer, frame[question].tolist(), frame[answer].tolist(), facts)

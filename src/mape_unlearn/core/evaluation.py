@@ -1,10 +1,13 @@
 """TOFU-style evaluation of one model on one split, and the comparisons across models.
 
-Per split: answer NLL and token accuracy, exact match and ROUGE-L recall of greedy answers,
-answer probability, truth ratio (perturbed vs paraphrased answers) and membership-inference
-scores per sample. Across models: forget quality (KS test of forget-set truth ratios against
-the retrain model's), model utility (harmonic mean of retain-side metrics) and MIA AUC of
-forget vs holdout, with privleak relative to the retrain model (METHOD.md §6).
+Per split: answer NLL and token accuracy, the same on the fact tokens (teacher-forced, the
+rest of the answer given), exact match, fact recall (the fact's words are in the greedy answer)
+and ROUGE-L recall of greedy answers (whose text the per-sample metrics keep), answer
+probability, truth ratio (perturbed vs paraphrased answers, and perturbed vs the answer itself)
+and membership-inference scores per sample. Across models: forget quality (KS test of
+forget-set truth ratios against the retrain model's), model utility (harmonic mean of
+retain-side metrics) and MIA AUC of forget vs holdout, with privleak relative to the retrain
+model (docs/method.md §6).
 
 A classification split (a ``label`` column) has no text to generate: its exact match is the
 accuracy (the predicted class is the label), its answer probability the probability of the
@@ -19,6 +22,8 @@ rank all per-sample metrics in row order, so every rank returns what one process
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pandas as pd
 import torch
@@ -27,7 +32,7 @@ from transformers import PreTrainedTokenizerBase
 
 from mape_unlearn.core import tofu_metrics as tofu
 from mape_unlearn.core.answer_scores import answer_token_logprobs, answer_token_scores
-from mape_unlearn.core.distributed import gather_rows, local_rows
+from mape_unlearn.core.distributed import gather_objects, gather_rows, local_rows
 from mape_unlearn.core.encoding import LabelBatch, QABatch, encode_frame, encode_qa
 from mape_unlearn.core.metrics import (
     greedy_answers,
@@ -35,6 +40,7 @@ from mape_unlearn.core.metrics import (
     reference_answers,
     teacher_forced_stats,
 )
+from mape_unlearn.core.models import check_fits
 
 MIA_ATTACKS = ("loss", "zlib", "min_k", "min_k_plus_plus")
 UTILITY_METRICS = ("answer_probability", "rouge_l_recall", "truth_ratio")
@@ -107,49 +113,65 @@ def _sample_metrics(
     logprobs = [s["logprob"] for s in scores]
     generated = greedy_answers(model, data, batch_size, device)
     references = reference_answers(data)
-    questions, answers = frame.question.iloc[rows], frame.answer.iloc[rows]
-    if {"paraphrased_answer", "perturbed_answers"} <= set(frame.columns):
-        paraphrased = tofu.answer_probability(
-            answer_token_logprobs(
-                model,
-                encode_frame(tokenizer, frame, answer="paraphrased_answer").select(rows),
-                batch_size,
-                device,
+    answers = frame.answer.iloc[rows].tolist()
+    probability = tofu.answer_probability(logprobs)
+    nan = np.full(len(data), np.nan)
+    ratios, ratios_vs_answer = nan, nan  # a user's data without perturbed answers: NaN
+    if "perturbed_answers" in frame.columns:
+        perturbed = _perturbed_probabilities(model, tokenizer, frame, rows, batch_size, device)
+        ratios_vs_answer = tofu.truth_ratio(probability, perturbed)
+        if "paraphrased_answer" in frame.columns:
+            paraphrased = tofu.answer_probability(
+                answer_token_logprobs(
+                    model,
+                    encode_frame(tokenizer, frame, answer="paraphrased_answer").select(rows),
+                    batch_size,
+                    device,
+                )
             )
-        )
-        ratios = tofu.truth_ratio(
-            paraphrased,
-            _perturbed_probabilities(model, tokenizer, frame, rows, batch_size, device),
-        )
-    else:  # a user's data without paraphrased or perturbed answers: no truth ratio (NaN)
-        ratios = np.full(len(data), np.nan)
-    texts = [f"{q} {a}" for q, a in zip(questions, answers, strict=True)]
+            ratios = tofu.truth_ratio(paraphrased, perturbed)
     predictions = [tokenizer.decode(ids) for ids in generated]  # batch_decode([]) is [""]
+    facts = frame.fact.iloc[rows] if "fact" in frame.columns else answers
     return {
-        "answer_probability": tofu.answer_probability(logprobs),
+        "answer_probability": probability,
         "exact_match": np.array(
             [g == r for g, r in zip(generated, references, strict=True)], dtype=bool
+        ),
+        "fact_recall": np.array(
+            [_says(p, f) for p, f in zip(predictions, facts, strict=True)], dtype=bool
         ),
         "rouge_l_recall": np.array(
             [tofu.rouge_l_recall(p, a) for p, a in zip(predictions, answers, strict=True)],
             dtype=np.float64,
         ),
         "truth_ratio": ratios,
+        "truth_ratio_vs_answer": ratios_vs_answer,
         "mia_loss": tofu.mia_loss(logprobs),
-        "mia_zlib": tofu.mia_zlib(logprobs, texts),
+        "mia_zlib": tofu.mia_zlib(logprobs, answers),
         "mia_min_k": tofu.mia_min_k(logprobs),
         "mia_min_k_plus_plus": tofu.mia_min_k_plus_plus(scores),
+        "generated_answer": np.array(predictions, dtype=object),
     }
+
+
+def _says(generated: str, fact: str) -> bool:
+    """Whether a generated answer states the fact: its words, in order, on word boundaries
+    (case and spacing aside, so word-level and sub-word tokenizers' decodings compare alike)."""
+    words = " ".join(re.findall(r"\w+|[^\w\s]", fact.lower()))
+    said = " ".join(re.findall(r"\w+|[^\w\s]", generated.lower()))
+    return bool(words) and f" {words} " in f" {said} "
 
 
 def _gathered(columns: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """Every rank's rows of each column, in row order: one gather for all columns (float64
-    carries the floats and the booleans exactly)."""
-    table = np.stack([column.astype(np.float64) for column in columns.values()], axis=1)
+    """Every rank's rows of each column, in row order: one gather for all numeric columns
+    (float64 carries the floats and the booleans exactly), one for the texts."""
+    numeric = {name: c for name, c in columns.items() if c.dtype != object}
+    table = np.stack([column.astype(np.float64) for column in numeric.values()], axis=1)
     table = gather_rows(torch.from_numpy(table)).numpy()
-    return {
-        name: table[:, i].astype(column.dtype) for i, (name, column) in enumerate(columns.items())
-    }
+    gathered = {name: table[:, i].astype(c.dtype) for i, (name, c) in enumerate(numeric.items())}
+    for name in columns.keys() - numeric.keys():
+        gathered[name] = np.array(gather_objects(columns[name].tolist()), dtype=object)
+    return {name: gathered[name] for name in columns}
 
 
 def evaluate_split(
@@ -163,6 +185,7 @@ def evaluate_split(
     """Aggregate metrics of one split and a frame of per-sample metrics (data-parallel: see
     the module docstring)."""
     data = encode_frame(tokenizer, frame)
+    check_fits(model, data, f"the {split} split")
     rows = local_rows(len(frame))
     metrics = _gathered(_sample_metrics(model, tokenizer, frame, data, rows, batch_size, device))
     samples = pd.DataFrame({"split": split, "person_id": frame.person_id.to_numpy(), **metrics})
@@ -173,7 +196,20 @@ def evaluate_split(
         "answer_probability": float(samples.answer_probability.mean()),
         "truth_ratio": tofu.truth_ratio_score(metrics["truth_ratio"], split),
     }
+    if "fact_recall" in samples:  # question answering: what greedy answers still say
+        summary["fact_recall"] = float(samples.fact_recall.mean())
+        summary["truth_ratio_vs_answer"] = tofu.truth_ratio_score(
+            metrics["truth_ratio_vs_answer"], split
+        )
+        summary["truth_ratio_zero_share"] = _zero_share(metrics["truth_ratio"])
     return summary, samples
+
+
+def _zero_share(ratios: np.ndarray) -> float:
+    """Share of rows whose retain-side truth-ratio score ``max(0, 1 - R)`` is 0: the perturbed
+    answers are at least as likely as the paraphrase (NaN without truth ratios)."""
+    finite = ratios[np.isfinite(ratios)]
+    return float(np.mean(finite >= 1.0)) if len(finite) else float("nan")
 
 
 def membership_auc(samples: pd.DataFrame) -> dict[str, float]:
@@ -192,9 +228,16 @@ def compare_to_retrain(
     samples: dict[str, pd.DataFrame],
     reference: str = "retrain",
 ) -> dict[str, dict[str, float]]:
-    """Forget quality, model utility and MIA per model, relative to the ``reference`` model."""
-    reference_ratios = samples[reference].query("split == 'forget'").truth_ratio.to_numpy()
-    reference_auc = membership_auc(samples[reference])
+    """Forget quality, model utility and MIA per model, relative to the ``reference`` model.
+
+    Without a reference model (``train.retrain: false``) forget quality and privleak are NaN;
+    the MIA AUC of forget vs holdout people is then the privacy reference.
+    """
+    if reference in samples:
+        reference_ratios = samples[reference].query("split == 'forget'").truth_ratio.to_numpy()
+        reference_auc = membership_auc(samples[reference])
+    else:
+        reference_ratios, reference_auc = np.full(1, np.nan), {}
     comparison = {}
     for model, frame in samples.items():
         aucs = membership_auc(frame)
@@ -214,3 +257,39 @@ def compare_to_retrain(
             },
         }
     return comparison
+
+
+def degenerate_metrics(metrics: dict[str, dict[str, dict[str, float]]]) -> list[str]:
+    """Why a headline figure says nothing, in words, for the log and the report.
+
+    ``metrics``: per model, its split summaries and ``comparison``. Checked: the original's
+    retain truth-ratio score is 0 on most rows (its perturbed answers are worded closer to the
+    answers than the paraphrases are, so ``max(0, 1 - R)`` is 0 whatever the model knows);
+    model utility 0 or NaN for every model; forget quality NaN for lack of a retrain model.
+    """
+    notes = []
+    original = metrics.get("original", {}).get("retain", {})
+    zero = original.get("truth_ratio_zero_share", float("nan"))
+    if zero > 0.5:
+        notes.append(
+            f"the original model's retain truth-ratio score is 0 on {zero:.0%} of rows: its "
+            "perturbed answers are at least as likely as the paraphrases, so the truth ratio "
+            "(and model utility, which includes it) cannot tell models apart on this data; "
+            "the truth ratio against the answer itself ('retain truth ratio vs answer': "
+            f"{original.get('truth_ratio_vs_answer', float('nan')):.3g} for the original) does"
+        )
+    utility = [m.get("comparison", {}).get("model_utility", np.nan) for m in metrics.values()]
+    if utility and all(np.isnan(u) or u == 0 for u in utility):
+        notes.append(
+            "model utility is 0 or NaN for every model: it is the harmonic mean of answer "
+            "probability, ROUGE-L and the truth-ratio score on retain, and one of them is 0 or "
+            "NaN (without paraphrased or perturbed answers the truth ratio is NaN)"
+        )
+    quality = [m.get("comparison", {}).get("forget_quality", np.nan) for m in metrics.values()]
+    if "retrain" not in metrics and quality:
+        notes.append(
+            "forget quality is NaN: it compares with a retrain model, and none was trained "
+            "(train.retrain: false); the MIA AUC of forget vs holdout people (0.5: "
+            "indistinguishable) is the privacy reference"
+        )
+    return notes

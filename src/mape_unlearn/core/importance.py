@@ -1,4 +1,6 @@
-"""Exact per-sample head and filter mask gradients in one backward pass per batch (METHOD.md §1).
+"""Exact per-sample head and filter mask gradients in one backward pass per batch.
+
+(docs/method.md §1)
 
 Each sample gets its own copy of the masks (``[B, L, H]``, ``[B, L, d_ff]``) at 1. With every
 weight frozen, the gradient of the *sum* of per-sample losses with respect to those copies is,

@@ -1,4 +1,4 @@
-"""Head and filter masks applied through forward pre-hooks (METHOD.md, "Objects").
+"""Head and filter masks applied through forward pre-hooks (docs/method.md §0).
 
 A head mask scales each head's context vector before the attention output projection; a filter
 mask scales the FFN intermediate activation before the down projection. Masks are either shared

@@ -1,4 +1,4 @@
-"""What a model knows of a split: answer NLL, answer-token accuracy, exact greedy answers."""
+"""What a model knows of a split: answer and fact NLL, token accuracy, exact greedy answers."""
 
 from __future__ import annotations
 
@@ -9,40 +9,51 @@ from mape_unlearn.core.distributed import all_reduce_sum, local_rows
 from mape_unlearn.core.encoding import IGNORE, LabelBatch, QABatch, TokenBatch
 from mape_unlearn.core.losses import answer_token_logits
 
+# what each view of a batch is called in the statistics: the whole answer, its fact tokens
+_VIEWS = {"answer": ("answer_nll", "answer_token_accuracy", "exact_match"),
+          "fact": ("fact_nll", "fact_accuracy", "fact_exact_match")}  # fmt: skip
+
 
 @torch.no_grad()
 def teacher_forced_stats(
     model: nn.Module, data: TokenBatch, batch_size: int, device: torch.device
 ) -> dict[str, float]:
-    """Mean answer-token NLL, the share of answer tokens predicted (argmax), and exact match.
+    """Mean NLL, the share of tokens predicted (argmax), and exact match, over the answer
+    tokens and over the fact tokens (docs/method.md §7.1), from one forward pass per batch.
 
     ``exact_match`` is the share of samples whose every answer token (EOS included) is the
-    argmax: exactly the samples greedy decoding reproduces, at the cost of one forward pass.
+    argmax: exactly the samples greedy decoding reproduces. ``fact_exact_match`` asks the same
+    of the fact tokens only, the rest of the answer given: whether the model still knows the
+    fact, whatever the wording around it.
 
     Data-parallel under a process group (:mod:`~mape_unlearn.core.distributed`): each rank
     scores its own rows and one all-reduce adds up the sums, so every rank returns the
     statistics of all of ``data``.
     """
     model.to(device).eval()
-    nll, correct, tokens, exact = 0.0, 0, 0, 0
+    sums = torch.zeros(len(_VIEWS), 4, dtype=torch.float64)  # nll, correct, tokens, exact
     for batch in data.select(local_rows(len(data))).batches(batch_size):
-        logits, targets = answer_token_logits(model, batch.to(device))
-        keep = targets != IGNORE
+        batch = batch.to(device)
+        logits, _ = answer_token_logits(model, batch)
         logp = torch.log_softmax(
             logits.to(torch.promote_types(logits.dtype, torch.float32)), dim=-1
         )
-        nll -= float(logp.gather(-1, targets.clamp(min=0).unsqueeze(-1)).squeeze(-1)[keep].sum())
-        hits = (logits.argmax(-1) == targets) & keep
-        correct += int(hits.sum())
-        tokens += int(keep.sum())
-        exact += int((hits.sum(dim=1) == keep.sum(dim=1)).sum())
-    sums = torch.tensor([nll, correct, tokens, exact], dtype=torch.float64)  # counts stay exact
-    nll, correct, tokens, exact = all_reduce_sum([sums])[0].tolist()
-    return {
-        "answer_nll": nll / tokens,
-        "answer_token_accuracy": correct / tokens,
-        "exact_match": exact / len(data),
-    }
+        predicted = logits.argmax(-1)
+        for row, view in zip(sums, (batch, batch.on_facts()), strict=True):
+            targets = view.targets()
+            keep = targets != IGNORE
+            nll = logp.gather(-1, targets.clamp(min=0).unsqueeze(-1)).squeeze(-1)[keep].sum()
+            hits = (predicted == targets) & keep
+            exact = (hits.sum(dim=1) == keep.sum(dim=1)).sum()
+            row += torch.tensor([-float(nll), int(hits.sum()), int(keep.sum()), int(exact)])
+    sums = all_reduce_sum([sums])[0]  # float64: the counts stay exact
+    stats = {}
+    for (nll_name, accuracy_name, exact_name), (nll, correct, tokens, exact) in zip(
+        _VIEWS.values(), sums.tolist(), strict=True
+    ):
+        stats |= {nll_name: nll / tokens, accuracy_name: correct / tokens}
+        stats[exact_name] = exact / len(data)
+    return stats
 
 
 @torch.no_grad()

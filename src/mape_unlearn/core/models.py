@@ -15,6 +15,8 @@ from transformers import (
     PreTrainedTokenizerBase,
 )
 
+from mape_unlearn.core.encoding import TokenBatch
+
 
 def build_model(
     model_type: str,
@@ -47,3 +49,20 @@ def fresh_like(model: PreTrainedModel, seed: int) -> PreTrainedModel:
     """
     torch.manual_seed(seed)
     return type(model)(copy.deepcopy(model.config))
+
+
+def check_fits(model: PreTrainedModel, data: TokenBatch, split: str) -> None:
+    """Refuse samples longer than the model's positions, before they fail deep in a forward
+    pass (or, with absolute position embeddings, index out of range)."""
+    config = model.config
+    limit = getattr(config, "n_positions", None) or getattr(config, "max_position_embeddings", None)
+    lengths = data.attention_mask.sum(dim=1)
+    if limit is None or int(lengths.max()) <= limit:
+        return
+    longest = int(lengths.max())
+    raise ValueError(
+        f"{int((lengths > limit).sum())} sample(s) of {split} are longer than the model's "
+        f"{limit} positions (the longest: {longest} tokens, question and answer together): "
+        "shorten those questions or answers, or use a model with more positions "
+        "(train.architecture.n_positions for the embedded model)"
+    )

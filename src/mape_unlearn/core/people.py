@@ -205,6 +205,7 @@ COLUMNS: tuple[str, ...] = (
     "answer",
     "paraphrased_answer",
     "perturbed_answers",
+    "fact",
 )
 
 
@@ -216,6 +217,13 @@ def max_people() -> int:
 def _fields(name: str, surname: str, value: str) -> dict[str, str]:
     article = "an" if value[0] in "aeiou" else "a"
     return {"name": name, "surname": surname, "value": value, "a_value": f"{article} {value}"}
+
+
+def _fact(template: _Template, fields: dict[str, str]) -> str:
+    """The words of the answer that carry the attribute: its value as the answer writes it
+    (with its article, "an architect"), not the person's name or surname."""
+    field = "a_value" if "{a_value}" in template.answer else "value"
+    return fields[field]
 
 
 def _validate(n_people: int, seed: int, distinct_values: bool) -> None:
@@ -296,6 +304,7 @@ def generate_people_qa(
                     "perturbed_answers": [
                         template.paraphrase.format(**_fields(name, surname, w)) for w in wrong
                     ],
+                    "fact": _fact(template, fields),
                 }
             )
     return pd.DataFrame(rows, columns=list(COLUMNS))

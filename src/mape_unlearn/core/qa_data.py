@@ -5,8 +5,10 @@ Every stage reads one table: a row per question, with ``person_id`` (what rows a
 by, and so the unit that is held out and forgotten: a person, an author, a document),
 ``question``, ``answer`` and, optionally, ``paraphrased_answer`` and ``perturbed_answers`` (a
 list of plausible wrong answers per row). Only the truth ratio and forget quality need the
-optional two; without them those metrics are NaN. A user's data names these columns as it
-likes: ``columns`` maps each of the project's names to the data's (``None``: absent).
+optional two; without them those metrics are NaN. An optional ``fact`` column names the words
+of each answer that carry its information (else they are derived, see
+:mod:`~mape_unlearn.core.facts`). A user's data names these columns as it likes: ``columns``
+maps each of the project's names to the data's (``None``: absent).
 
 A classification table (:func:`to_label_table`) has ``person_id``, ``text``, optionally
 ``text_pair``, and ``label``, mapped by ``data_prep.source.label_columns``.
@@ -34,9 +36,9 @@ __all__ = [
 ]
 
 ID, QUESTION, ANSWER = "person_id", "question", "answer"
-PARAPHRASED, PERTURBED = "paraphrased_answer", "perturbed_answers"
+PARAPHRASED, PERTURBED, FACT = "paraphrased_answer", "perturbed_answers", "fact"
 REQUIRED: tuple[str, ...] = (ID, QUESTION, ANSWER)
-OPTIONAL: tuple[str, ...] = (PARAPHRASED, PERTURBED)
+OPTIONAL: tuple[str, ...] = (PARAPHRASED, PERTURBED)  # truth ratio and forget quality need them
 
 _PARAMETER = "data_prep.source.columns"
 _MAX_LISTED = 20
@@ -50,7 +52,9 @@ def to_qa_table(frame: pd.DataFrame, columns: Mapping[str, str | None]) -> pd.Da
     texts must be non-empty; perturbed answers a non-empty list of texts per row (in a CSV
     file: a JSON list such as ``["a", "b"]``). Other columns are dropped.
     """
-    table = _mapped(frame, columns, REQUIRED, OPTIONAL, (ID, QUESTION, ANSWER, PARAPHRASED))
+    table = _mapped(
+        frame, columns, REQUIRED, (*OPTIONAL, FACT), (ID, QUESTION, ANSWER, PARAPHRASED, FACT)
+    )
     if PERTURBED in table:
         table[PERTURBED] = _text_lists(table[PERTURBED], columns[PERTURBED])
     return table.reset_index(drop=True)

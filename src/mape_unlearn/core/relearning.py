@@ -2,9 +2,11 @@
 
 Unlearning that only hides knowledge is undone by a few steps of fine-tuning. The attack
 fine-tunes every weight of a copy of the model on the facts of part of the forget people and
-measures the answer-token accuracy on the *other* forget people, whose facts it never shows:
-what comes back there was still in the weights. The retrain model under the same attack is the
-reference for what a model that never saw those people would reach.
+measures the fact-token accuracy on the *other* forget people, whose facts it never shows:
+what comes back there was still in the weights. (Fact tokens, since the answers' template
+words come back from any of the relearnt answers; answer-token accuracy is reported beside.)
+The retrain model under the same attack is the reference for what a model that never saw
+those people would reach.
 """
 
 from __future__ import annotations
@@ -47,7 +49,13 @@ def relearning_attack(
             "1 to probe), the request has %d",
             forget["person_id"].nunique(),
         )
-        keys = ("probe_accuracy_before", "probe_accuracy_after", "recovered")
+        keys = (
+            "probe_accuracy_before",
+            "probe_accuracy_after",
+            "recovered",
+            "probe_answer_accuracy_before",
+            "probe_answer_accuracy_after",
+        )
         return dict.fromkeys(keys, math.nan)
     relearn, probe = choose_forget_people(forget, fraction, seed)
     probe_data = encode_frame(tokenizer, probe)
@@ -66,7 +74,9 @@ def relearning_attack(
     )
     after = teacher_forced_stats(attacked, probe_data, batch_size, device)
     return {
-        "probe_accuracy_before": before["answer_token_accuracy"],
-        "probe_accuracy_after": after["answer_token_accuracy"],
-        "recovered": after["answer_token_accuracy"] - before["answer_token_accuracy"],
+        "probe_accuracy_before": before["fact_accuracy"],
+        "probe_accuracy_after": after["fact_accuracy"],
+        "recovered": after["fact_accuracy"] - before["fact_accuracy"],
+        "probe_answer_accuracy_before": before["answer_token_accuracy"],
+        "probe_answer_accuracy_after": after["answer_token_accuracy"],
     }

@@ -1,8 +1,8 @@
-"""Successive unlearning: deletion requests arrive one after another (METHOD.md §6).
+"""Successive unlearning: deletion requests arrive one after another (docs/method.md §6).
 
 Each request is served from the model the previous one left: its forget-side mask gradients
 are computed on that model, the module mask is searched again (the retain-side gradients of the
-original are reused, with the rows of everyone forgotten so far dropped, METHOD.md §1), and
+original are reused, with the rows of everyone forgotten so far dropped, docs/method.md §1), and
 masked unlearning runs to the same stop criterion. After each request the model is measured on
 the request's own people, on everyone forgotten so far, on who is left to retain and on the
 holdout, so erosion of earlier forgetting or of utility shows up request by request.

@@ -1,4 +1,4 @@
-"""Masked unlearning: update only the weight slices of the selected modules (METHOD.md §4).
+"""Masked unlearning: update only the weight slices of the selected modules (docs/method.md §4).
 
 Two exact paths, chosen per tensor. Compact (``core/compact.py``): a mask that selects whole rows
 or columns of a projection (every module mask) trains only those slices, as small deltas, so
@@ -19,7 +19,6 @@ one process, to float rounding.
 from __future__ import annotations
 
 import copy
-import itertools
 import logging
 import math
 from collections.abc import Iterator
@@ -32,7 +31,7 @@ from tqdm.auto import tqdm
 
 from mape_unlearn.core.compact import CompactUpdate, compact_slices
 from mape_unlearn.core.distributed import all_reduce_sum, local_rows, rank_and_world, shard_bounds
-from mape_unlearn.core.encoding import IGNORE, TokenBatch
+from mape_unlearn.core.encoding import IGNORE, TOKEN_VIEWS, TokenBatch, scored_on
 from mape_unlearn.core.losses import answer_nll, answer_token_logits, mean_answer_nll
 from mape_unlearn.core.metrics import teacher_forced_stats
 
@@ -40,7 +39,12 @@ log = logging.getLogger(__name__)
 
 RULES: tuple[str, ...] = ("ga", "gd", "npo", "so")
 # what "forget accuracy" means along a run and for the stop: see metrics.teacher_forced_stats
-STOP_METRICS: tuple[str, ...] = ("answer_token_accuracy", "exact_match")
+STOP_METRICS: tuple[str, ...] = (
+    "answer_token_accuracy",
+    "exact_match",
+    "fact_accuracy",
+    "fact_exact_match",
+)
 
 
 @dataclass(frozen=True)
@@ -58,11 +62,17 @@ class UnlearnSettings:
     eval_every: int  # steps between trace checkpoints (forget and retain accuracy)
     probe_retain_samples: int  # retain rows whose accuracy the trace records
     stop_metric: str  # one of STOP_METRICS: the trace's forget and retain "accuracy"
+    forget_tokens: str  # one of TOKEN_VIEWS: what the forget term scores (docs/method.md §4)
     seed: int
 
     def __post_init__(self) -> None:
         if self.rule not in RULES:
             raise ValueError(f"rule={self.rule!r} is not allowed: expected one of {RULES}")
+        if self.forget_tokens not in TOKEN_VIEWS:
+            raise ValueError(
+                f"forget_tokens={self.forget_tokens!r} is not allowed: expected one of "
+                f"{TOKEN_VIEWS}"
+            )
         if self.stop_metric not in STOP_METRICS:
             raise ValueError(
                 f"stop_metric={self.stop_metric!r} is not allowed: expected one of {STOP_METRICS}"
@@ -223,11 +233,13 @@ def masked_unlearn(
     least the weights the retain set depends on, taken with length ``lr`` (``theta += lr * d /
     rms(d)``: a trust region, since the empirical Fisher of a converged model is tiny and a raw
     Newton step would be huge). ``kl_weight`` adds
-    ``KL(original || model)`` on r to any rule. Every ``eval_every`` steps the trace records
-    forget accuracy and the accuracy of a fixed retain subsample (the forget/utility
-    trajectory), both measured by ``stop_metric``. Stops after ``max_steps``, when forget
-    accuracy reaches ``target_forget_accuracy``, or at the first non-finite loss, restoring
-    the weights of the last step whose loss was finite. ``compact`` trains masks of whole
+    ``KL(original || model)`` on r to any rule. ``forget_tokens: fact`` scores f on its fact
+    tokens only. The trace starts at step 0 (the model as given); every ``eval_every`` steps,
+    and every step once the target is near, it records forget accuracy and the accuracy of a
+    fixed retain subsample (the forget/utility trajectory), both measured by ``stop_metric``.
+    Stops after ``max_steps``, when forget accuracy reaches ``target_forget_accuracy`` (at
+    step 0 when it is there already: nothing to unlearn), or at the first non-finite loss,
+    restoring the weights of the last step whose loss was finite. ``compact`` trains masks of whole
     rows/columns as small deltas (:mod:`~mape_unlearn.core.compact`; the same result to float
     rounding, with a fraction of the memory); ``False`` forces the dense masked path.
     """
@@ -258,15 +270,28 @@ def masked_unlearn(
     else:
         optimizer = torch.optim.Adam(trainable.values(), lr=s.lr, weight_decay=0.0)
     generator = torch.Generator().manual_seed(s.seed)
-    forget_batches = _endless(forget, s.batch_size, generator)
+    forget_batches = _endless(scored_on(forget, s.forget_tokens), s.batch_size, generator)
     retain_batches = _endless(retain, s.batch_size, generator)
-    probe = _probe(retain, s.probe_retain_samples, s.seed)
+    levels = _Levels(forget, _probe(retain, s.probe_retain_samples, s.seed), s, device)
+    trace = [{"step": 0, **levels.measure(model)}]
+    done = _reached(trace[0], target_forget_accuracy)
+    if done:
+        log.warning(
+            "nothing to unlearn: the model's forget %s is %.3f, already at or below the "
+            "target %.3f (the forget set follows from the rest of the data, or was never "
+            "learnt); the model is returned unchanged",
+            s.stop_metric,
+            trace[0]["forget_accuracy"],
+            target_forget_accuracy,
+        )
     weight = 0.0 if s.rule in ("ga", "so") else s.alpha
-    trace: list[dict[str, float]] = []
     last_finite: dict[str, torch.Tensor] = {}
-    progress = tqdm(itertools.count(1), total=s.max_steps, desc="unlearn", leave=False)
+    progress = tqdm(range(1, s.max_steps + 1), desc="unlearn", leave=False)
     anchored = reference is not None and s.kl_weight > 0
+    next_check = s.eval_every
     for step in progress:
+        if done:
+            break
         # one backward per batch (their gradients add up): a single batch's activations are
         # alive at a time, and the retain pass keeps no graph when its loss has no weight
         optimizer.zero_grad(set_to_none=True)
@@ -287,16 +312,8 @@ def masked_unlearn(
         forget_part, retain_part, forget_loss, retain_loss = all_reduce_sum(
             [t.detach() for t in (forget_part, retain_part, forget_loss, retain_loss)]
         )
-        loss = forget_part + retain_part
-        if not torch.isfinite(loss):
-            with torch.no_grad():
-                for name, weights in last_finite.items():
-                    trainable[name].copy_(weights)
-            log.warning(
-                "non-finite loss at step %d: stopped, weights restored to those of step %d",
-                step,
-                step - 1,
-            )
+        if not torch.isfinite(forget_part + retain_part):
+            _restore(trainable, last_finite, step)
             trace.append({"step": step, "stopped_non_finite": 1.0})
             break
         _sum_gradients(list(trainable.values()))
@@ -307,16 +324,11 @@ def masked_unlearn(
         last_finite = {name: param.detach().clone() for name, param in trainable.items()}
         optimizer.step()
         entry = {"step": step, "forget_loss": forget_loss.item(), "retain_loss": retain_loss.item()}
-        done = step >= s.max_steps
-        if step % s.eval_every == 0 or done:
-            for split, data in (("forget", forget), ("retain", probe)):
-                stats = teacher_forced_stats(model, data, s.batch_size, device)
-                entry[f"{split}_accuracy"] = stats[s.stop_metric]
-            if target_forget_accuracy is not None:
-                done |= entry["forget_accuracy"] <= target_forget_accuracy
+        if step >= next_check or step == s.max_steps:
+            entry |= levels.measure(model)
+            next_check = step + _steps_to_next_check(trace, entry, target_forget_accuracy, s)
+            done = _reached(entry, target_forget_accuracy)
         trace.append(entry)
-        if done:
-            break
     progress.close()
     _unshare(shared)  # before the deltas are written: the caller's weights must stay as they are
     update.merge()
@@ -324,12 +336,65 @@ def masked_unlearn(
         param.requires_grad_(True)
     log.info(
         "unlearned for %d steps (%s), %d trainable tensors (%d as compact slices)",
-        step,
+        trace[-1]["step"],
         s.rule,
         len(trainable),
         len(update.deltas),
     )
     return model, trace
+
+
+class _Levels:
+    """The trace's checkpoint: forget accuracy and the accuracy of a fixed retain subsample,
+    both by the settings' ``stop_metric`` (the forget/utility trajectory)."""
+
+    def __init__(
+        self, forget: TokenBatch, probe: TokenBatch, s: UnlearnSettings, device: torch.device
+    ) -> None:
+        self.splits, self.settings, self.device = {"forget": forget, "retain": probe}, s, device
+
+    def measure(self, model: nn.Module) -> dict[str, float]:
+        s = self.settings
+        return {
+            f"{split}_accuracy": teacher_forced_stats(model, data, s.batch_size, self.device)[
+                s.stop_metric
+            ]
+            for split, data in self.splits.items()
+        }
+
+
+def _reached(entry: dict[str, float], target: float | None) -> bool:
+    return target is not None and "forget_accuracy" in entry and entry["forget_accuracy"] <= target
+
+
+def _steps_to_next_check(
+    trace: list[dict[str, float]], entry: dict[str, float], target: float | None, s: UnlearnSettings
+) -> int:
+    """1 once the target is near, else ``eval_every``: matched forgetting must not pass far
+    below the target between two checkpoints. Near means the drop of the last interval, twice
+    over, would reach the target; once near, every step is checked to the end."""
+    checks = [e for e in trace if "forget_accuracy" in e]
+    if target is None or not checks:
+        return s.eval_every
+    last = checks[-1]
+    if entry["step"] - last["step"] == 1 and len(checks) > 1:
+        return 1  # already checking every step
+    drop = last["forget_accuracy"] - entry["forget_accuracy"]
+    return 1 if entry["forget_accuracy"] - 2 * max(drop, 0.0) <= target else s.eval_every
+
+
+@torch.no_grad()
+def _restore(
+    trainable: dict[str, torch.Tensor], last_finite: dict[str, torch.Tensor], step: int
+) -> None:
+    """Put back the weights of the last step whose loss was finite."""
+    for name, weights in last_finite.items():
+        trainable[name].copy_(weights)
+    log.warning(
+        "non-finite loss at step %d: stopped, weights restored to those of step %d",
+        step,
+        step - 1,
+    )
 
 
 def _working_copy(
@@ -390,15 +455,26 @@ def _newton_direction(
 def matched_forgetting(
     trace: list[dict[str, float]], target_forget_accuracy: float | None
 ) -> dict[str, float]:
-    """Where the trajectory first reaches the target: step and retain accuracy there (METHOD §6).
+    """Where the trajectory first reaches the target: step, and forget and retain accuracy
+    there (docs/method.md §6), and the forget accuracy at the last checkpoint (where the run
+    stopped).
 
     NaN when the target is unknown or never reached.
     """
-    for entry in trace:
-        if (
-            target_forget_accuracy is not None
-            and "forget_accuracy" in entry
-            and entry["forget_accuracy"] <= target_forget_accuracy
-        ):
-            return {"step": entry["step"], "retain_accuracy": entry["retain_accuracy"]}
-    return {"step": math.nan, "retain_accuracy": math.nan}
+    checks = [entry for entry in trace if "forget_accuracy" in entry]
+    stop = checks[-1]["forget_accuracy"] if checks else math.nan
+    for entry in checks:
+        if _reached(entry, target_forget_accuracy):
+            return {
+                "step": entry["step"],
+                "forget_accuracy": entry["forget_accuracy"],
+                "retain_accuracy": entry["retain_accuracy"],
+                "forget_accuracy_at_stop": stop,
+            }
+    nan = math.nan
+    return {
+        "step": nan,
+        "forget_accuracy": nan,
+        "retain_accuracy": nan,
+        "forget_accuracy_at_stop": stop,
+    }

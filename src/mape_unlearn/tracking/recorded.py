@@ -17,6 +17,7 @@ from mape_unlearn.datasets import PretrainedModelDataset
 # Reports whose numbers become metrics, with the prefix of their keys ("" = none). Series
 # (per epoch, per unlearning step, per greedy sweep) keep their steps: see values.metric_points.
 METRIC_SOURCES: dict[str, str] = {
+    "fact_rules": "facts",
     "original_training_history": "original",
     "retrain_training_history": "retrain",
     "search_trace": "",

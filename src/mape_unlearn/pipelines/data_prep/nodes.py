@@ -9,10 +9,18 @@ from typing import get_args
 import pandas as pd
 from transformers import PreTrainedTokenizerFast
 
+from mape_unlearn.core.facts import with_facts
 from mape_unlearn.core.people import generate_people_qa
 from mape_unlearn.core.people_labels import label_people
 from mape_unlearn.core.qa_data import OPTIONAL, requested_ids, to_label_table, to_qa_table
-from mape_unlearn.core.splits import check_retain_size, choose_forget_people, hold_out_people
+from mape_unlearn.core.splits import (
+    ID_LIST,
+    check_pretrained_holdout,
+    check_retain_size,
+    choose_forget_people,
+    hold_out_people,
+    listed_ids,
+)
 from mape_unlearn.core.tokenizer import corpus_texts, train_word_tokenizer
 from mape_unlearn.params import (
     ForgetParams,
@@ -34,10 +42,11 @@ def _classification(task: Task) -> bool:
     return task == "classification"
 
 
-def generate_qa(task: Task, params: GeneratorParams) -> pd.DataFrame:
-    """Generate the fictitious-people table: questions and answers, or (``task:
-    classification``) their fact sentences labelled with a class drawn per person; with
-    ``distinct_values`` the people share no attribute value (up to 30 people)."""
+def generate_qa(task: Task, params: GeneratorParams) -> tuple[pd.DataFrame, dict[str, int]]:
+    """Generate the fictitious-people table: questions and answers with each answer's fact (the
+    attribute value), or (``task: classification``) their fact sentences labelled with a class
+    drawn per person; with ``distinct_values`` the people share no attribute value (up to 30
+    people). Also how many rows each fact rule set."""
     qa = generate_people_qa(params.n_people, params.seed, params.distinct_values)
     values = "distinct" if params.distinct_values else "independently drawn"
     if _classification(task):
@@ -49,14 +58,27 @@ def generate_qa(task: Task, params: GeneratorParams) -> pd.DataFrame:
             values,
             params.n_labels,
         )
-        return qa
+        return qa, {}
     log.info("generated %d questions about %d people (%s values)", len(qa), params.n_people, values)
-    return qa
+    return _with_facts(qa)
 
 
-def read_qa(table: pd.DataFrame, params: QASourceParams, task: Task) -> pd.DataFrame:
-    """The user's table in the project's column names, checked: question-answer pairs, or
-    (``task: classification``) texts with class ids."""
+def _with_facts(qa: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, int]]:
+    """The table with its ``fact`` column, and the rows each rule set (logged, tracked)."""
+    qa, rules = with_facts(qa)
+    log.info(
+        "fact tokens: %s",
+        ", ".join(f"{n} rows by the {rule!r} rule" for rule, n in rules.items() if n),
+    )
+    return qa, rules
+
+
+def read_qa(
+    table: pd.DataFrame, params: QASourceParams, task: Task
+) -> tuple[pd.DataFrame, dict[str, int]]:
+    """The user's table in the project's column names, checked: question-answer pairs with
+    each answer's fact (mapped or derived), or (``task: classification``) texts with class ids.
+    Also how many rows each fact rule set."""
     if _classification(task):
         qa, names = to_label_table(table, params.label_columns.model_dump())
         log.info(
@@ -66,7 +88,7 @@ def read_qa(table: pd.DataFrame, params: QASourceParams, task: Task) -> pd.DataF
             len(names),
             dict(enumerate(names)),
         )
-        return qa
+        return qa, {}
     qa = to_qa_table(table, params.columns.model_dump())
     missing = [name for name in OPTIONAL if name not in qa]
     log.info(
@@ -75,17 +97,43 @@ def read_qa(table: pd.DataFrame, params: QASourceParams, task: Task) -> pd.DataF
         qa.person_id.nunique(),
         f"; without {missing}: truth ratio and forget quality will be NaN" if missing else "",
     )
-    return qa
+    return _with_facts(qa)
 
 
-def read_forget_request(request: pd.DataFrame, params: QASourceParams) -> list[str]:
-    """The ids of the people (or documents) listed in the user's deletion-request file."""
-    return requested_ids(request, params.columns.person_id)
+def read_forget_request(
+    request: pd.DataFrame, params: QASourceParams, qa: pd.DataFrame
+) -> list[str]:
+    """The ids of the people (or documents) listed in the user's deletion-request file: a
+    table with the id column, or a list of ids (.txt, one-column CSV) with or without a
+    header line (a first line that is not an id of ``qa`` is a header)."""
+    if list(request.columns) != [ID_LIST]:
+        return requested_ids(request, params.columns.person_id)
+    ids, header = listed_ids(request[ID_LIST].tolist(), set(qa.person_id.astype(str)))
+    if header is not None:
+        log.info("forget_request: first line %r read as a header (not an id of the data)", header)
+    return ids
 
 
-def hold_out(qa: pd.DataFrame, params: HoldoutParams) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Split by person into the trained-on set and the never-trained-on holdout."""
-    training, holdout = hold_out_people(qa, params.fraction, params.seed)
+def hold_out(
+    qa: pd.DataFrame,
+    params: HoldoutParams,
+    original: str = "trained",
+    requested: list[str] | None = None,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Split by person into the trained-on set and the never-trained-on holdout, which never
+    draws a person of the deletion request (``requested``). With the user's own model
+    (``train.original: pretrained``) a drawn holdout would be people it was trained on, so
+    only ``holdout.ids`` or an empty holdout are allowed."""
+    check_pretrained_holdout(params.fraction, params.ids, original)
+    training, holdout = hold_out_people(
+        qa, params.fraction, params.seed, ids=params.ids, requested=requested or ()
+    )
+    if holdout.empty:
+        log.warning(
+            "the holdout is empty (data_prep.holdout.fraction=0, no holdout.ids): the holdout "
+            "metrics and the membership-inference AUCs will be NaN; list people the model "
+            "never saw in data_prep.holdout.ids to have them"
+        )
     log.info(
         "held out %d people (%d rows); training on %d people (%d rows)",
         holdout.person_id.nunique(),

@@ -31,21 +31,24 @@ def create_pipeline(
         qa = Node(
             read_qa,
             ["qa_source", "params:data_prep.source", "params:data_prep.task"],
-            "qa_dataset",
+            ["qa_dataset", "fact_rules"],
             name="read_qa",
         )
     else:
         qa = Node(
             generate_qa,
             ["params:data_prep.task", "params:data_prep.generator"],
-            "qa_dataset",
+            ["qa_dataset", "fact_rules"],
             name="generate_qa",
         )
+    # the holdout never draws a requested person: it reads the request's ids (a new request
+    # re-runs hold_out, and the caching runner reuses what follows when its splits are unchanged)
+    requested = "forget_request_ids" if forget_from_file else "params:data_prep.forget.ids"
     nodes = [
         qa,
         Node(
             hold_out,
-            ["qa_dataset", "params:data_prep.holdout"],
+            ["qa_dataset", "params:data_prep.holdout", "params:train.original", requested],
             ["training_split", "holdout_split"],
             name="hold_out",
         ),
@@ -55,7 +58,7 @@ def create_pipeline(
         nodes.append(
             Node(
                 read_forget_request,
-                ["forget_request", "params:data_prep.source"],
+                ["forget_request", "params:data_prep.source", "qa_dataset"],
                 "forget_request_ids",
                 name="read_forget_request",
             )

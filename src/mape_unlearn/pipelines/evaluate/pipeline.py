@@ -2,25 +2,13 @@
 
 A baseline is the `unlearn` stage's masked unlearning with other selected weights: the same
 nodes reused under the namespace ``baseline_<method>``. ``unlearned`` is the module mask. The
-sparsity sweep reuses them once more per swept method (``sweep_<method>``), and successive
-unlearning serves several deletion requests in a row.
+sparsity sweep and successive requests are stages of their own (`sweep`, `successive`).
 """
 
 from kedro.pipeline import Node, Pipeline
 
-from mape_unlearn.pipelines.evaluate.nodes import (
-    evaluate_model,
-    metrics_report,
-    sparsity_sweep,
-    successive_requests,
-    sweep_report,
-)
-from mape_unlearn.pipelines.evaluate.plots import (
-    plot_evaluation,
-    plot_frontier,
-    plot_successive,
-    plot_sweep,
-)
+from mape_unlearn.pipelines.evaluate.nodes import evaluate_model, metrics_report
+from mape_unlearn.pipelines.evaluate.plots import plot_evaluation, plot_frontier
 from mape_unlearn.pipelines.unlearn.nodes import select_parameters
 from mape_unlearn.pipelines.unlearn.pipeline import UNLEARN_INPUTS, unlearn_node
 
@@ -83,65 +71,11 @@ def _evaluation(model: str) -> Pipeline:
     )
 
 
-def _sweep(method: str) -> Pipeline:
-    inputs = [*SELECTION_INPUTS[:6], "retain_split", "unlearning_target"]
-    node = Node(
-        sparsity_sweep,
-        [*inputs, "params:mask_search", "params:selector", "params:unlearn", "params:sweep"],
-        "sparsity_sweep",
-        name="sparsity_sweep",
-    )
-    return Pipeline(
-        [node],
-        namespace=f"sweep_{method}",
-        inputs={name: name for name in inputs},
-        parameters={
-            "params:selector": f"params:baselines.{method}",
-            "params:sweep": "params:sweep",
-            **{p: p for p in ("params:mask_search", "params:unlearn")},
-        },
-        outputs={"sparsity_sweep": f"{method}_sparsity_sweep"},
-    )
-
-
-def _successive() -> Pipeline:
-    return Pipeline(
-        [
-            Node(
-                successive_requests,
-                [
-                    "original_model",
-                    "tokenizer",
-                    "training_split",
-                    "forget_split",
-                    "holdout_split",
-                    "retain_mask_gradients",
-                    "unlearning_target",
-                    "params:mask_search",
-                    "params:unlearn",
-                    "params:importance",
-                    "params:successive",
-                ],
-                "successive_unlearning",
-                name="successive_requests",
-            ),
-            Node(
-                plot_successive,
-                ["successive_unlearning", "unlearning_target"],
-                "successive_unlearning_plot",
-                name="plot_successive",
-            ),
-        ]
-    )
-
-
-def create_pipeline(
-    methods: tuple[str, ...] = (), swept: tuple[str, ...] = (), **kwargs
-) -> Pipeline:
-    """Evaluate original, unlearned (module mask), each baseline in ``methods`` and retrain;
-    sweep the sparsity of each method in ``swept``; serve successive requests."""
+def create_pipeline(methods: tuple[str, ...] = (), retrain: bool = True, **kwargs) -> Pipeline:
+    """Evaluate original, unlearned (module mask), each baseline in ``methods`` and, when
+    ``train.retrain`` trains one, the retrain reference."""
     unlearned = ["unlearned", *methods]
-    models = ["original", *unlearned, "retrain"]
+    models = ["original", *unlearned, *(["retrain"] if retrain else [])]
     report_inputs = {
         **{model: f"{model}_metrics" for model in models},
         **{f"{model}_samples": f"{model}_sample_metrics" for model in models},
@@ -165,16 +99,6 @@ def create_pipeline(
         "frontier_plot",
         name="plot_frontier",
     )
-    sweep = [
-        *map(_sweep, swept),
-        Node(
-            sweep_report,
-            {method: f"{method}_sparsity_sweep" for method in swept},
-            "sparsity_sweep_table",
-            name="sweep_report",
-        ),
-        Node(plot_sweep, "sparsity_sweep_table", "sparsity_sweep_plot", name="plot_sweep"),
-    ]
     return Pipeline(
         [
             *map(_baseline, methods),
@@ -182,8 +106,6 @@ def create_pipeline(
             report,
             plot,
             frontier,
-            *(sweep if swept else []),
-            _successive(),
         ],
         tags="evaluate",
     )

@@ -44,7 +44,7 @@ def _retrain_level(axes: Any, target: dict[str, float | None], vertical: bool) -
 
 
 def plot_frontier(unlearning_target: dict[str, float | None], **traces: list[dict]) -> Figure:
-    """Forget vs retain accuracy along each method's unlearning run (METHOD.md §6).
+    """Forget vs retain accuracy along each method's unlearning run (docs/method.md §6.2).
 
     Each run starts at the original (top right) and moves left as it forgets; the higher a
     curve crosses the retrain model's forget accuracy, the more utility the method keeps at

@@ -9,7 +9,7 @@ import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from mape_unlearn.core.device import resolve_device
-from mape_unlearn.core.encoding import encode_frame
+from mape_unlearn.core.encoding import encode_frame, scored_on
 from mape_unlearn.core.importance import MaskGradients, per_sample_mask_gradients
 from mape_unlearn.params import ImportanceParams
 
@@ -22,8 +22,10 @@ def mask_gradients(
     split: pd.DataFrame,
     params: ImportanceParams,
     max_samples: int | None,
+    tokens: str,
 ) -> dict[str, torch.Tensor]:
-    """Per-sample mask gradients of (a seeded subsample of) the split's rows.
+    """Per-sample mask gradients of (a seeded subsample of) the split's rows, of the NLL of
+    their ``tokens`` (``fact``: the answers' fact tokens; ``answer``: every answer token).
 
     ``rows`` records which rows of the split each gradient belongs to, so that later stages can
     drop the rows of people who are to be forgotten. Under ``torchrun`` (or ``accelerate
@@ -35,15 +37,16 @@ def mask_gradients(
         rows = torch.randperm(len(split), generator=generator)[:max_samples].sort().values
     grads = per_sample_mask_gradients(
         model,
-        encode_frame(tokenizer, split.iloc[rows.numpy()]),
+        scored_on(encode_frame(tokenizer, split.iloc[rows.numpy()]), tokens),
         batch_size=params.batch_size,
         device=resolve_device(params.device),
         dtype=getattr(torch, params.dtype),
         autocast=params.autocast,
     )
     log.info(
-        "mask gradients of %d samples: heads %s, filters %s",
+        "mask gradients of %d samples (%s tokens): heads %s, filters %s",
         len(rows),
+        tokens,
         tuple(grads.heads.shape),
         tuple(grads.filters.shape),
     )

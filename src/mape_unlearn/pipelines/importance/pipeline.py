@@ -14,7 +14,14 @@ def create_pipeline(**kwargs) -> Pipeline:
         [
             Node(
                 mask_gradients,
-                ["model", "tokenizer", "split", "params:importance", "params:max_samples"],
+                [
+                    "model",
+                    "tokenizer",
+                    "split",
+                    "params:importance",
+                    "params:max_samples",
+                    "params:tokens",
+                ],
                 "mask_gradients",
                 name="mask_gradients",
             ),

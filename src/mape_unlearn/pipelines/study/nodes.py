@@ -33,7 +33,8 @@ from mape_unlearn.params import (
 from mape_unlearn.pipelines.data_prep.nodes import choose_forget
 from mape_unlearn.pipelines.importance.nodes import mask_gradients
 from mape_unlearn.pipelines.unlearn.nodes import (
-    forget_accuracy_target,
+    holdout_level,
+    retrain_level,
     select_and_unlearn,
     trace_outcome,
 )
@@ -48,8 +49,10 @@ HEADLINE = (
     "retain_answer_token_accuracy",
     "forget_quality",
     "forget_exact_match",
-    "mia_gap_min_k",
+    "forget_fact_recall",
+    "mia_auc_min_k",
     "steps_to_matched_forgetting",
+    "optimizer_state_mb",
 )
 
 
@@ -62,6 +65,21 @@ def draw_request(
     )
 
 
+def forget_mask_gradients(
+    model: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
+    forget_split: pd.DataFrame,
+    importance: ImportanceParams,
+    max_samples: int | None,
+) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+    """This run's forget-side mask gradients of the fact tokens and of every answer token
+    (variants choose one by ``importance_tokens``)."""
+    return tuple(  # type: ignore[return-value]
+        mask_gradients(model, tokenizer, forget_split, importance, max_samples, tokens)
+        for tokens in ("fact", "answer")
+    )
+
+
 def study_variants(
     original_model: PreTrainedModel,
     retrain_model: PreTrainedModel,
@@ -70,7 +88,8 @@ def study_variants(
     retain_split: pd.DataFrame,
     training_split: pd.DataFrame,
     holdout_split: pd.DataFrame,
-    forget_gradients: dict[str, torch.Tensor],
+    forget_fact_gradients: dict[str, torch.Tensor],
+    forget_answer_gradients: dict[str, torch.Tensor],
     retain_gradients: dict[str, torch.Tensor],
     search: MaskSearchParams,
     unlearn: UnlearnParams,
@@ -90,45 +109,55 @@ def study_variants(
                 f"not allowed with selector {variant.selector!r} (kind {kind!r}): "
                 "only a module search can be re-run"
             )
-    rows, targets = [], {}
+    retain = teacher_forced_stats(
+        retrain_model, encode_frame(tokenizer, retain_split), unlearn.batch_size, device
+    )
+    rows = [
+        {"run": run.forget_seed, "variant": "retrain", **_measures(reference, retain, reference)}
+    ]
+    targets: dict[tuple[str, bool, str], dict[str, Any]] = {}
     for variant in study.variants:
         variant_search = MaskSearchParams.model_validate(
             {**search.model_dump(), **variant.mask_search}
         )
         variant_unlearn = UnlearnParams.model_validate({**unlearn.model_dump(), **variant.unlearn})
         selector = SelectorParams.model_validate(baselines[variant.selector])
-        stop = (variant_unlearn.stop_metric, variant_unlearn.stop_at_retrain_level)
-        if stop not in targets:  # the retrain level, measured once per stop criterion
-            targets[stop] = forget_accuracy_target(
-                retrain_model, tokenizer, forget_split, variant_unlearn
+        stop = (
+            variant_unlearn.stop_metric,
+            variant_unlearn.stop_at_retrain_level,
+            variant_unlearn.target,
+        )
+        if stop not in targets:  # the target level, measured once per stop criterion
+            targets[stop] = (
+                retrain_level(retrain_model, tokenizer, forget_split, variant_unlearn)
+                if variant_unlearn.target == "retrain"
+                else holdout_level(original_model, tokenizer, holdout_split, variant_unlearn)
             )
         model, trace, cost = researched_unlearn(
             original_model,
             tokenizer,
             (forget_split, retain_split, training_split),
-            (forget_gradients, retain_gradients),
+            (
+                forget_fact_gradients
+                if variant.importance_tokens == "fact"
+                else forget_answer_gradients,
+                retain_gradients,
+            ),
             targets[stop],
             (variant_search, selector, variant_unlearn, importance),
             variant.research_every,
+            variant.importance_tokens,
         )
         measured = _forget_and_holdout(model, tokenizer, forget_split, holdout_split, unlearn)
         retain = teacher_forced_stats(
             model, encode_frame(tokenizer, retain_split), unlearn.batch_size, device
         )
-        aucs = membership_auc(measured["samples"])
         rows.append(
             {
                 "run": run.forget_seed,
                 "variant": variant.name,
                 **{key: cost[key] for key in cost},
-                "forget_answer_token_accuracy": measured["forget"]["answer_token_accuracy"],
-                "forget_exact_match": measured["forget"]["exact_match"],
-                "forget_quality": tofu.forget_quality(measured["ratios"], reference["ratios"]),
-                "mia_auc_min_k": aucs.get("min_k", np.nan),
-                "mia_gap_min_k": abs(aucs.get("min_k", np.nan) - 0.5),
-                "retain_answer_token_accuracy": retain["answer_token_accuracy"],
-                "retain_exact_match": retain["exact_match"],
-                "holdout_answer_token_accuracy": measured["holdout"]["answer_token_accuracy"],
+                **_measures(measured, retain, reference),
                 "trace": trace,
             }
         )
@@ -143,14 +172,35 @@ def study_variants(
     return rows
 
 
+def _measures(
+    measured: dict[str, Any], retain: dict[str, float], reference: dict[str, Any]
+) -> dict[str, float]:
+    """One model's row of the study: forgetting, privacy and utility at its stop."""
+    aucs = membership_auc(measured["samples"])
+    return {
+        "forget_answer_token_accuracy": measured["forget"]["answer_token_accuracy"],
+        "forget_fact_accuracy": measured["forget"]["fact_accuracy"],
+        "forget_exact_match": measured["forget"]["exact_match"],
+        "forget_fact_recall": measured["forget"]["fact_recall"],
+        "forget_quality": tofu.forget_quality(measured["ratios"], reference["ratios"]),
+        "mia_auc_min_k": aucs.get("min_k", np.nan),
+        "mia_gap_min_k": abs(aucs.get("min_k", np.nan) - 0.5),
+        "retain_answer_token_accuracy": retain["answer_token_accuracy"],
+        "retain_exact_match": retain["exact_match"],
+        "holdout_answer_token_accuracy": measured["holdout"]["answer_token_accuracy"],
+        "holdout_fact_accuracy": measured["holdout"]["fact_accuracy"],
+    }
+
+
 def researched_unlearn(
     original_model: PreTrainedModel,
     tokenizer: PreTrainedTokenizerBase,
     splits: tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame],
     gradients: tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]],
-    target: dict[str, float | None],
+    target: dict[str, float | str | None],
     settings: tuple[MaskSearchParams, SelectorParams, UnlearnParams, ImportanceParams],
     research_every: int,
+    forget_tokens: str = "fact",
 ) -> tuple[PreTrainedModel, list[dict[str, float]], dict[str, Any]]:
     """:func:`select_and_unlearn`, the mask searched again every ``research_every`` steps.
 
@@ -158,6 +208,7 @@ def researched_unlearn(
     the same retain rows as the stored ones) are computed on that model, and unlearning goes on
     with a fresh optimiser (and, for ``npo`` or a KL term, that model as the reference) until
     the target or ``max_steps`` in all. ``research_every=0`` is a single search.
+    ``forget_tokens``: the tokens the forget-side gradients score.
     """
     forget_split, retain_split, training_split = splits
     search, selector, unlearn, importance = settings
@@ -179,14 +230,15 @@ def researched_unlearn(
             selector,
             segment,
         )
+        part = part[1:] if trace else part  # a segment's step 0 is the last one's end
         trace += [{**entry, "step": entry["step"] + done} for entry in part]
         seconds, done = seconds + cost["seconds"], trace[-1]["step"]
         if cost["reached_target"] or done >= unlearn.max_steps or "stopped_non_finite" in part[-1]:
             break
         retain_rows = len(gradients[1]["rows"])
         gradients = (
-            mask_gradients(model, tokenizer, forget_split, importance, None),
-            mask_gradients(model, tokenizer, training_split, importance, retain_rows),
+            mask_gradients(model, tokenizer, forget_split, importance, None, forget_tokens),
+            mask_gradients(model, tokenizer, training_split, importance, retain_rows, "answer"),
         )
     return (
         model,
@@ -231,7 +283,8 @@ def study_report(**runs: list[dict[str, Any]]) -> tuple[pd.DataFrame, pd.DataFra
     )
     grouped = rows.groupby("variant", sort=False)[list(HEADLINE)]
     summary = grouped.mean().join(grouped.std().add_suffix(" sd"))
-    summary.insert(0, "reached", rows.groupby("variant", sort=False)["reached_target"].mean())
+    reached = rows.reached_target.astype(float)  # NaN for the retrain reference's row
+    summary.insert(0, "reached", reached.groupby(rows.variant, sort=False).mean())
     summary.insert(0, "runs", rows.groupby("variant", sort=False).size())
     summary = summary.sort_values("retain_exact_match", ascending=False)
     lines = [

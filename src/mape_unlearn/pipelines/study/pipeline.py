@@ -1,14 +1,19 @@
 """Wiring of `study`: one namespace per run (deletion request), the stages' nodes reused.
 
 Each run ``study_<run>`` draws its forget set, trains its own retrain reference (the `train`
-node), computes the forget-side mask gradients (the `importance` node) and unlearns every
-variant; the retain-side gradients and the original model are shared with the main stages.
+node), computes the forget-side mask gradients on fact and on answer tokens (the
+`importance` node) and unlearns every variant; the retain-side gradients and the original
+model are shared with the main stages.
 """
 
 from kedro.pipeline import Node, Pipeline
 
-from mape_unlearn.pipelines.importance.nodes import mask_gradients
-from mape_unlearn.pipelines.study.nodes import draw_request, study_report, study_variants
+from mape_unlearn.pipelines.study.nodes import (
+    draw_request,
+    forget_mask_gradients,
+    study_report,
+    study_variants,
+)
 from mape_unlearn.pipelines.study.plots import plot_study
 from mape_unlearn.pipelines.train.nodes import train_like
 
@@ -39,7 +44,7 @@ def _run(run: str) -> Pipeline:
                 name="retrain",
             ),
             Node(
-                mask_gradients,
+                forget_mask_gradients,
                 [
                     "original_model",
                     "tokenizer",
@@ -47,7 +52,7 @@ def _run(run: str) -> Pipeline:
                     "params:importance",
                     "params:forget_importance.max_samples",
                 ],
-                "forget_mask_gradients",
+                ["forget_fact_mask_gradients", "forget_answer_mask_gradients"],
                 name="forget_mask_gradients",
             ),
             Node(
@@ -60,7 +65,8 @@ def _run(run: str) -> Pipeline:
                     "retain_split",
                     "training_split",
                     "holdout_split",
-                    "forget_mask_gradients",
+                    "forget_fact_mask_gradients",
+                    "forget_answer_mask_gradients",
                     "retain_mask_gradients",
                     "params:mask_search",
                     "params:unlearn",

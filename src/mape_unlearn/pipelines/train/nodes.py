@@ -13,7 +13,7 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from mape_unlearn.core.device import resolve_device
 from mape_unlearn.core.encoding import encode_frame
-from mape_unlearn.core.models import build_model, fresh_like
+from mape_unlearn.core.models import build_model, check_fits, fresh_like
 from mape_unlearn.core.training import train_on_answers
 from mape_unlearn.params import TrainParams
 
@@ -54,9 +54,11 @@ def _train(
     tokenizer: PreTrainedTokenizerBase,
     params: TrainParams,
 ) -> tuple[PreTrainedModel, dict[str, list[float]]]:
+    data = encode_frame(tokenizer, split)
+    check_fits(model, data, "the training data")
     model, history = train_on_answers(
         model,
-        encode_frame(tokenizer, split),
+        data,
         epochs=params.epochs,
         lr=params.lr,
         batch_size=params.batch_size,

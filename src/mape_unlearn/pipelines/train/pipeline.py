@@ -32,16 +32,12 @@ def _model(name: str, split: str, fit: Node) -> Pipeline:
     )
 
 
-def create_pipeline(original: str = "trained", **kwargs) -> Pipeline:
+def create_pipeline(original: str = "trained", retrain: bool = True, **kwargs) -> Pipeline:
     """``original``: `trained` (built from ``train``'s config), `pretrained` (the user's) or
-    `finetuned` (from the catalog's ``base_model``)."""
-    if original == "pretrained":
-        models = [_model("retrain", "retain_split", FIT_LIKE)]
-    elif original == "finetuned":
-        models = [
-            _model("original", "training_split", FIT_FROM_BASE),
-            _model("retrain", "retain_split", FIT_FROM_BASE),
-        ]
-    else:
-        models = [_model("original", "training_split", FIT), _model("retrain", "retain_split", FIT)]
+    `finetuned` (from the catalog's ``base_model``); ``retrain``: whether the retrain reference
+    is trained too (``train.retrain``)."""
+    fit = {"pretrained": FIT_LIKE, "finetuned": FIT_FROM_BASE}.get(original, FIT)
+    models = [] if original == "pretrained" else [_model("original", "training_split", fit)]
+    if retrain:
+        models.append(_model("retrain", "retain_split", fit))
     return Pipeline(models, tags="train")

@@ -12,8 +12,9 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from mape_unlearn.core.architectures import module_parameter_masks, module_sizes
 from mape_unlearn.core.device import resolve_device
-from mape_unlearn.core.encoding import encode_frame
+from mape_unlearn.core.encoding import encode_frame, scored_on
 from mape_unlearn.core.metrics import teacher_forced_stats
+from mape_unlearn.core.models import check_fits
 from mape_unlearn.core.selection import (
     all_parameters,
     random_modules,
@@ -32,24 +33,49 @@ from mape_unlearn.params import MaskSearchParams, SelectorParams, UnlearnParams
 log = logging.getLogger(__name__)
 
 
-def forget_accuracy_target(
+def retrain_level(
     retrain_model: PreTrainedModel,
     tokenizer: PreTrainedTokenizerBase,
     forget_split: pd.DataFrame,
     params: UnlearnParams,
-) -> dict[str, float | None]:
-    """The retrain reference's forget accuracy (``stop_metric``): where unlearning may stop."""
+) -> dict[str, float | str | None]:
+    """Where unlearning may stop (``unlearn.target: retrain``): the retrain model's
+    ``stop_metric`` on the forget people."""
+    return _target_level(retrain_model, tokenizer, forget_split, params, "retrain")
+
+
+def holdout_level(
+    original_model: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
+    holdout_split: pd.DataFrame,
+    params: UnlearnParams,
+) -> dict[str, float | str | None]:
+    """Where unlearning may stop (``unlearn.target: holdout``): the original model's
+    ``stop_metric`` on the holdout people, whom it never saw — no retrain model needed."""
+    return _target_level(original_model, tokenizer, holdout_split, params, "holdout")
+
+
+def _target_level(
+    model: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
+    split: pd.DataFrame,
+    params: UnlearnParams,
+    target: str,
+) -> dict[str, float | str | None]:
+    if params.target != target:
+        raise ValueError(
+            f"unlearn.target={params.target!r} differs from the {target!r} this pipeline was "
+            "registered with: unlearn.target shapes the pipeline, so set it in "
+            "conf/<env>/parameters_unlearn.yml, not with --params"
+        )
     if not params.stop_at_retrain_level:
-        return {"stop_metric": params.stop_metric, "forget_level": None}
-    stats = teacher_forced_stats(
-        retrain_model,
-        encode_frame(tokenizer, forget_split),
-        params.batch_size,
-        resolve_device(params.device),
-    )
-    level = stats[params.stop_metric]
-    log.info("retrain reference forget %s: %.3f", params.stop_metric, level)
-    return {"stop_metric": params.stop_metric, "forget_level": level}
+        return {"stop_metric": params.stop_metric, "target": target, "forget_level": None}
+    level = teacher_forced_stats(
+        model, encode_frame(tokenizer, split), params.batch_size, resolve_device(params.device)
+    )[params.stop_metric]
+    whose = "retrain model, forget people" if target == "retrain" else "original, holdout people"
+    log.info("target forget %s: %.3f (%s)", params.stop_metric, level, whose)
+    return {"stop_metric": params.stop_metric, "target": target, "forget_level": level}
 
 
 def module_masks(
@@ -92,9 +118,9 @@ def select_parameters(
     elif selector.kind == "full":
         return all_parameters(original_model)
     else:
-        return saliency_parameters(
+        return saliency_parameters(  # saliency of the forget term the method then descends
             original_model,
-            encode_frame(tokenizer, forget_split),
+            scored_on(encode_frame(tokenizer, forget_split), unlearn.forget_tokens),
             selector.kind,
             search.sparsity,
             unlearn.batch_size,
@@ -117,7 +143,10 @@ def trace_outcome(
     return {
         "reached_target": not math.isnan(matched["step"]),
         "steps_to_matched_forgetting": matched["step"],
+        "forget_accuracy_at_matched_forgetting": matched["forget_accuracy"],
         "retain_accuracy_at_matched_forgetting": matched["retain_accuracy"],
+        "forget_accuracy_at_stop": matched["forget_accuracy_at_stop"],
+        "target_forget_accuracy": math.nan if target_accuracy is None else target_accuracy,
     }
 
 
@@ -127,7 +156,7 @@ def unlearn_model(
     forget_split: pd.DataFrame,
     retain_split: pd.DataFrame,
     parameter_masks: dict[str, torch.Tensor],
-    target: dict[str, float | None],
+    target: dict[str, float | str | None],
     params: UnlearnParams,
 ) -> tuple[PreTrainedModel, list[dict[str, float]], dict[str, float]]:
     """Unlearn the forget split by updating only the masked weights; trace and cost too."""
@@ -140,10 +169,13 @@ def unlearn_model(
         torch.cuda.reset_peak_memory_stats(device)
     target_accuracy = target["forget_level"]
     start = time.perf_counter()
+    forget, retain = encode_frame(tokenizer, forget_split), encode_frame(tokenizer, retain_split)
+    check_fits(original_model, forget, "forget_split")
+    check_fits(original_model, retain, "retain_split")
     model, trace = masked_unlearn(
         original_model,
-        encode_frame(tokenizer, forget_split),
-        encode_frame(tokenizer, retain_split),
+        forget,
+        retain,
         parameter_masks,
         unlearn_settings(params),
         target_forget_accuracy=target_accuracy,

@@ -4,9 +4,10 @@ model released with its tokenizer."""
 from kedro.pipeline import Node, Pipeline
 
 from mape_unlearn.pipelines.unlearn.nodes import (
-    forget_accuracy_target,
+    holdout_level,
     module_masks,
     release_model,
+    retrain_level,
     unlearn_model,
 )
 from mape_unlearn.pipelines.unlearn.plots import plot_unlearning_losses
@@ -32,12 +33,21 @@ def unlearn_node() -> Node:
     )
 
 
-def create_pipeline(**kwargs) -> Pipeline:
+# unlearn.target -> the node giving the level to reach, and the model and split it reads
+TARGET_LEVELS = {
+    "retrain": (retrain_level, ["retrain_model", "tokenizer", "forget_split", "params:unlearn"]),
+    "holdout": (holdout_level, ["original_model", "tokenizer", "holdout_split", "params:unlearn"]),
+}
+
+
+def create_pipeline(target: str = "retrain", **kwargs) -> Pipeline:
+    """``target``: ``unlearn.target``, read at registration (see ``pipeline_registry``)."""
+    level, inputs = TARGET_LEVELS[target]
     return Pipeline(
         [
             Node(
-                forget_accuracy_target,
-                ["retrain_model", "tokenizer", "forget_split", "params:unlearn"],
+                level,
+                inputs,
                 "unlearning_target",
                 name="forget_accuracy_target",
             ),

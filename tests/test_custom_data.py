@@ -22,6 +22,7 @@ from mape_unlearn.datasets import UserTableDataset
 from mape_unlearn.params import ForgetParams, HoldoutParams, QASourceParams, TrainParams
 from mape_unlearn.pipeline_registry import data_sources, evaluation_shape
 from mape_unlearn.pipelines.data_prep.nodes import read_forget_request
+from mape_unlearn.settings import CONFIG_LOADER_ARGS
 from tests.conftest import ROOT, copy_project, save_user_model
 
 USERS_COLUMNS = {"person_id": "author", "question": "prompt", "answer": "response"}
@@ -164,6 +165,8 @@ def test_the_custom_qa_example_is_consistent(monkeypatch: pytest.MonkeyPatch) ->
         "qa_source": "file",
         "forget_from_file": True,
         "original": "trained",
+        "base": "directory",
+        "world_facts": False,
         "retrain": True,
         "target": "retrain",
     }
@@ -173,6 +176,7 @@ def test_the_custom_qa_example_is_consistent(monkeypatch: pytest.MonkeyPatch) ->
         default_run_env="local",
         env="custom_qa",
         merge_strategy={"parameters": "soft"},
+        custom_resolvers=CONFIG_LOADER_ARGS["custom_resolvers"],
     )
     params, catalog = loader["parameters"], loader["catalog"]
     source = QASourceParams(**params["data_prep"]["source"])
@@ -195,6 +199,36 @@ def test_a_misspelt_shape_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyP
     write_env(project, "typo", {"data_prep": {"source": {"kind": "files"}}})
     monkeypatch.setenv("KEDRO_ENV", "typo")
     with pytest.raises(ValidationError, match="kind"):
+        data_sources(project / "conf")
+
+
+def test_the_smollm2_environment_imports_its_base_and_asks_world_facts(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("KEDRO_ENV", "smollm2_people")
+    sources = data_sources(ROOT / "conf")
+    assert (sources["original"], sources["base"], sources["world_facts"]) == (
+        "finetuned",
+        "gguf",
+        True,
+    )
+
+
+@pytest.mark.parametrize(
+    "params, expected",
+    [
+        ({"data_prep": {"world_facts": True}}, r"data_prep.world_facts=True .* train.original"),
+        ({"data_prep": {"world_facts": "yes"}}, r"data_prep.world_facts='yes' is not allowed"),
+        ({"train": {"base": "gguf"}}, r"train.base='gguf' is not allowed with train.original"),
+    ],
+)
+def test_world_facts_and_a_gguf_base_need_a_base_model(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, params: dict, expected: str
+) -> None:
+    project = copy_project(tmp_path / "project")
+    write_env(project, "worldly", params)
+    monkeypatch.setenv("KEDRO_ENV", "worldly")
+    with pytest.raises(ValueError, match=expected):
         data_sources(project / "conf")
 
 

@@ -118,12 +118,17 @@ def test_a_new_request_reruns_hold_out_but_keeps_its_unchanged_splits(tmp_path: 
 def test_each_named_environment_has_its_own_data_root() -> None:
     from kedro.config import OmegaConfigLoader
 
+    from mape_unlearn.settings import CONFIG_LOADER_ARGS
     from tests.conftest import ROOT
 
     roots = {}
-    for env in ("local", "custom_qa", "study_deep"):
+    for env in ("local", "custom_qa", "study_deep", "smollm2_people"):
         loader = OmegaConfigLoader(
-            str(ROOT / "conf"), base_env="base", env=env, default_run_env="local"
+            str(ROOT / "conf"),
+            base_env="base",
+            env=env,
+            default_run_env="local",
+            custom_resolvers=CONFIG_LOADER_ARGS["custom_resolvers"],
         )
         catalog = loader["catalog"]
         roots[env] = catalog["cache_manifest"]["path"]
@@ -134,4 +139,5 @@ def test_each_named_environment_has_its_own_data_root() -> None:
         "local": "data/cache_manifest",
         "custom_qa": "data/custom_qa/cache_manifest",
         "study_deep": "data/study_deep/cache_manifest",
+        "smollm2_people": "data/smollm2_people/cache_manifest",
     }

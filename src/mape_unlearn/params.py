@@ -9,7 +9,15 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PositiveFloat,
+    PositiveInt,
+    field_validator,
+    model_validator,
+)
 
 from mape_unlearn.core.encoding import TOKEN_VIEWS
 from mape_unlearn.core.search import OBJECTIVES
@@ -77,6 +85,7 @@ class ForgetParams(_Params):
 class TrainParams(_Params):
     original: Literal["trained", "pretrained", "finetuned"]  # see parameters_train.yml
     retrain: bool  # train the retrain reference (false: unlearn.target must be holdout)
+    base: Literal["directory", "gguf"]  # where `finetuned`'s base model comes from
     model_type: str
     architecture: dict[str, Any]
     epochs: PositiveInt
@@ -86,6 +95,15 @@ class TrainParams(_Params):
     weight_decay: float = Field(ge=0.0)
     seed: int
     device: str
+
+    @model_validator(mode="after")
+    def _base_needs_finetuning(self) -> TrainParams:
+        if self.base == "gguf" and self.original != "finetuned":
+            raise ValueError(
+                f"train.base='gguf' is not allowed with train.original={self.original!r}: a GGUF "
+                "base model is imported to be fine-tuned (train.original: finetuned)"
+            )
+        return self
 
 
 class ImportanceParams(_Params):

@@ -94,7 +94,8 @@ def evaluation_shape(conf_source: Path = Path("conf")) -> dict[str, tuple[str, .
 def data_sources(conf_source: Path = Path("conf")) -> dict[str, Any]:
     """Where the QA data, the deletion request, the original model and the stop level come
     from, which shape the stages: ``data_prep.source.kind``, ``data_prep.forget.from_file``,
-    ``train.original``, ``train.retrain`` and ``unlearn.target``.
+    ``data_prep.world_facts``, ``train.original``, ``train.base``, ``train.retrain`` and
+    ``unlearn.target``.
 
     Their groups are validated here: a misspelt choice would otherwise build another pipeline.
     ``{}`` without configuration (the stages' defaults: the embedded default).
@@ -110,10 +111,19 @@ def data_sources(conf_source: Path = Path("conf")) -> dict[str, Any]:
             f"unlearn.target={target!r} is not allowed with train.retrain={train.retrain}: "
             f"expected one of {list(TARGETS)}, and holdout when no retrain model is trained"
         )
+    world_facts = data_prep.get("world_facts", False)
+    if world_facts not in (True, False) or (world_facts and train.original != "finetuned"):
+        raise ValueError(
+            f"data_prep.world_facts={world_facts!r} is not allowed with train.original="
+            f"{train.original!r}: expected false, or true with a pretrained base model "
+            "(train.original: finetuned), whose knowledge the world facts measure"
+        )
     return {
         "qa_source": QASourceParams.model_validate(data_prep.get("source")).kind,
         "forget_from_file": ForgetParams.model_validate(data_prep.get("forget")).from_file,
         "original": train.original,
+        "base": train.base,
+        "world_facts": world_facts,
         "retrain": train.retrain,
         "target": target,
     }

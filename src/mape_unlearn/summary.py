@@ -30,6 +30,7 @@ COLUMNS: tuple[tuple[tuple[str, ...], tuple[str, str]], ...] = (
     (("forget fact recall",), ("fact", "recall")),
     (("forget quality",), ("forget", "quality")),
     (("model utility",), ("model", "utility")),
+    (("world utility",), ("world", "utility")),  # only with data_prep.world_facts
     (("MIA AUC (Min-K%)",), ("MIA AUC", "Min-K%")),
     (("steps to matched forgetting",), ("steps", "to ref.")),
 )

@@ -51,6 +51,22 @@ def test_comparison_of_a_model_with_itself_is_ideal_and_memorisation_is_caught()
     assert result["retrain"]["model_utility"] == pytest.approx(0.8)
 
 
+def test_world_knowledge_joins_model_utility_as_tofu_world_facts():
+    """World utility is the harmonic mean of the world split's option probability, ROUGE-L and
+    truth ratio; model utility then covers the retain set's three and the world's three."""
+    rng = np.random.default_rng(0)
+    frame = _samples(rng.uniform(0.5, 1.5, 10), rng.normal(0, 1, 5), rng.normal(0, 1, 10))
+    world = {"option_probability": 0.5, "rouge_l_recall": 1.0, "truth_ratio": 0.25}
+    result = compare_to_retrain(
+        {"retrain": {**_summary(0.8), "world": world}, "plain": _summary(0.8)},
+        {"retrain": frame, "plain": frame},
+    )
+    assert result["retrain"]["world_utility"] == pytest.approx(3 / (2 + 1 + 4))
+    assert result["retrain"]["model_utility"] == pytest.approx(6 / (3 / 0.8 + 2 + 1 + 4))
+    assert np.isnan(result["plain"]["world_utility"])
+    assert result["plain"]["model_utility"] == pytest.approx(0.8)
+
+
 def test_membership_auc_needs_both_splits():
     frame = _samples([1.0], [0.0], [1.0])
     assert membership_auc(frame)["min_k"] == 1.0

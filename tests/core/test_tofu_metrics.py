@@ -14,6 +14,7 @@ from mape_unlearn.core.tofu_metrics import (
     mia_min_k,
     mia_min_k_plus_plus,
     mia_zlib,
+    option_probability,
     privleak,
     rouge_l_recall,
     truth_ratio,
@@ -46,6 +47,13 @@ def test_truth_ratio_scores_on_hand_cases():
     # retain: max(0, 1 - R) = 0.5, 0, 0
     assert truth_ratio_score(ratios, "retain") == pytest.approx(0.5 / 3.0)
     assert truth_ratio_score(np.array([0.0, 0.25]), "forget") == pytest.approx(0.125)
+
+
+def test_option_probability_is_the_answers_share_of_all_options():
+    shares = option_probability(np.array([0.6, 0.1]), np.array([[0.2, 0.2], [0.1, 0.8]]))
+    np.testing.assert_allclose(shares, [0.6, 0.1 / 1.0])
+    # a model that likes every option equally gives 1 / (k + 1)
+    assert option_probability(np.array([0.3]), np.full((1, 4), 0.3))[0] == pytest.approx(0.2)
 
 
 def test_forget_quality_is_one_for_identical_and_tiny_for_different_distributions():

@@ -14,6 +14,7 @@ from tokenizers.pre_tokenizers import Whitespace
 from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
 
 from mape_unlearn.datasets import (
+    GGUFCheckpointDataset,
     ModelReleaseDataset,
     PretrainedModelDataset,
     TensorDictDataset,
@@ -290,3 +291,15 @@ def test_release_holds_model_and_tokenizer_in_one_directory(tmp_path: Path) -> N
     with pytest.raises(DatasetError, match="keys 'model' and 'tokenizer'"):
         ds.save({"model": model})
     assert ds.load()["tokenizer"].get_vocab() == tokenizer.get_vocab()  # nothing half-written
+
+
+def test_a_missing_gguf_file_is_named_and_the_file_is_never_written(tmp_path: Path) -> None:
+    dataset = GGUFCheckpointDataset(str(tmp_path / "model.gguf"))
+    assert not dataset.exists()
+    with pytest.raises(DatasetError, match=r"model.gguf' does not exist: install the package"):
+        dataset.load()
+    (tmp_path / "model.gguf").write_bytes(b"GGUF")
+    assert dataset.exists()
+    with pytest.raises(DatasetError, match="read-only"):
+        dataset.save({"model": None})
+    assert (tmp_path / "model.gguf").read_bytes() == b"GGUF"

@@ -144,7 +144,8 @@ def test_new_forget_request_leaves_training_split_unchanged(outputs: dict[str, o
 def test_base_parameters_validate() -> None:
     conf = yaml.safe_load((ROOT / "conf" / "base" / "parameters_data_prep.yml").read_text())
     groups = conf["data_prep"]
-    assert set(groups) == {"task", "source", "generator", "holdout", "forget"}
+    assert set(groups) == {"task", "source", "generator", "world_facts", "holdout", "forget"}
+    assert groups["world_facts"] is False
     assert groups["task"] in get_args(Task)
     QASourceParams(**groups["source"])
     GeneratorParams(**groups["generator"])
@@ -162,6 +163,20 @@ def test_wiring_for_a_users_file_request_and_model() -> None:
     }
     assert pipeline.inputs() >= {"qa_source", "forget_request"}
     assert "tokenizer" not in pipeline.all_outputs()  # it comes with the user's model
+
+
+def test_wiring_for_a_gguf_base_and_world_facts() -> None:
+    """The GGUF file is imported into the base model and its tokenizer; the world facts are
+    checked against that base model, before any fine-tuning."""
+    pipeline = create_pipeline(original="finetuned", base="gguf", world_facts=True)
+    imported = pipeline.only_nodes("import_base_model")
+    assert imported.inputs() == {"base_checkpoint"}
+    assert imported.all_outputs() == {"base_model", "tokenizer"}
+    checked = pipeline.only_nodes("known_world_facts")
+    assert checked.inputs() >= {"world_facts_source", "base_model", "tokenizer"}
+    assert checked.all_outputs() == {"world_split", "world_facts_check"}
+    plain = create_pipeline(original="finetuned")  # a base model directory: nothing to import
+    assert {"import_base_model", "known_world_facts"}.isdisjoint(n.name for n in plain.nodes)
 
 
 def test_a_users_file_and_a_deletion_request_file() -> None:

@@ -29,6 +29,7 @@ def test_the_retrain_reference_of_a_users_model_is_fresh_and_alike(tmp_path: Pat
     params = TrainParams(
         original="pretrained",
         retrain=True,
+        base="directory",
         model_type="ignored",
         architecture={},
         epochs=2,

@@ -52,11 +52,10 @@ def init_from_env() -> bool:
     """Join the process group a launcher describes (``torchrun``, ``accelerate launch``).
 
     Launchers set ``WORLD_SIZE``, ``RANK``, ``MASTER_ADDR`` and ``MASTER_PORT`` but leave the
-    group to the program. Returns whether a group of more than one process is in use. The group
-    is gloo: only small CPU tensors travel (per-sample mask gradients and scores, the gradients
-    of the trained weights, small as compact slices, and counts), so it works on CPU-only
-    machines and never binds NCCL to a GPU. On CUDA each rank takes GPU ``LOCAL_RANK`` (modulo
-    the GPUs present) as its current device, so ``device: auto`` spreads ranks over the GPUs.
+    group to the program. Returns whether a group of more than one process is in use. On CUDA
+    the group is NCCL and each rank takes GPU ``LOCAL_RANK`` (modulo the GPUs present) as its
+    current device, so ``device: auto`` spreads ranks over the GPUs and collectives stay on
+    them; on a CPU-only machine it is gloo.
     """
     if not dist.is_available():
         return False
@@ -64,12 +63,13 @@ def init_from_env() -> bool:
         return dist.get_world_size() > 1
     if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
         return False
-    if torch.cuda.is_available():
+    backend = "nccl" if torch.cuda.is_available() else "gloo"
+    if backend == "nccl":
         torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")) % torch.cuda.device_count())
-    dist.init_process_group(backend="gloo")
+    dist.init_process_group(backend=backend)
     atexit.register(_destroy)
     rank, world = rank_and_world()
-    log.info("joined a gloo process group: rank %d of %d", rank, world)
+    log.info("joined a %s process group: rank %d of %d", backend, rank, world)
     return world > 1
 
 

@@ -1,6 +1,7 @@
 """Samples as padded token tensors, for the two task types every stage serves.
 
-Question answering (:class:`QABatch`): a sample is ``[BOS] question [SEP] answer [EOS]``;
+Question answering (:class:`QABatch`): a sample is ``[BOS] question [SEP] answer [EOS]``, or
+for a tokenizer with a chat template the template's user turn, then ``answer [EOS]``;
 ``labels`` hold the token ids of ``answer [EOS]`` and -100 elsewhere, aligned with
 ``input_ids`` (the model predicts position t + 1 from t). The prompt is everything up to and
 including ``[SEP]``. A tokenizer without a BOS or SEP token (GPT-2's BPE has neither SEP nor
@@ -152,7 +153,6 @@ def encode_qa(
         raise ValueError(f"got {len(questions)} questions but {len(answers)} answers")
     if len(questions) == 0:
         raise ValueError("cannot encode an empty set of question-answer pairs")
-    q_ids = tokenizer(list(questions), add_special_tokens=False)["input_ids"]
     a_ids = tokenizer(list(answers), add_special_tokens=False)["input_ids"]
     is_fact = (
         [[True] * (len(ids) + 1) for ids in a_ids]
@@ -172,8 +172,7 @@ def encode_qa(
             "the tokenizer has no eos_token: every answer must end with one; set "
             "tokenizer.eos_token and save the tokenizer again"
         )
-    bos, sep = _optional(tokenizer.bos_token_id), _optional(tokenizer.sep_token_id)
-    rows = [([*bos, *q, *sep], [*a, eos]) for q, a in zip(q_ids, a_ids, strict=True)]
+    rows = [([*p], [*a, eos]) for p, a in zip(prompts(tokenizer, questions), a_ids, strict=True)]
     pad = eos if tokenizer.pad_token_id is None else tokenizer.pad_token_id
     width = max(len(p) + len(a) for p, a in rows)
     input_ids = torch.full((len(rows), width), pad, dtype=torch.long)
@@ -188,6 +187,23 @@ def encode_qa(
         fact = torch.tensor(is_fact[i])
         fact_labels[i, len(prompt) : n] = torch.where(fact, torch.tensor(answer), IGNORE)
     return QABatch(input_ids, attention_mask, labels, fact_labels)
+
+
+def prompts(tokenizer: PreTrainedTokenizerBase, questions: Sequence[str]) -> list[list[int]]:
+    """The token ids that ask each question: a chat model's user turn and assistant header
+    (its chat template), else ``[BOS] question [SEP]``, so a chat model is fine-tuned,
+    unlearned and asked in the format it was trained to answer."""
+    if getattr(tokenizer, "chat_template", None):
+        texts = [
+            tokenizer.apply_chat_template(
+                [{"role": "user", "content": question}], add_generation_prompt=True, tokenize=False
+            )
+            for question in questions
+        ]
+        return tokenizer(texts, add_special_tokens=False)["input_ids"]
+    bos, sep = _optional(tokenizer.bos_token_id), _optional(tokenizer.sep_token_id)
+    ids = tokenizer(list(questions), add_special_tokens=False)["input_ids"]
+    return [[*bos, *q, *sep] for q in ids]
 
 
 def _fact_tokens(

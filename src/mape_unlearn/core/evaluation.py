@@ -44,6 +44,8 @@ from mape_unlearn.core.models import check_fits
 
 MIA_ATTACKS = ("loss", "zlib", "min_k", "min_k_plus_plus")
 UTILITY_METRICS = ("answer_probability", "rouge_l_recall", "truth_ratio")
+# TOFU's world-facts utility: the answer's probability among the options, not on its own
+WORLD_UTILITY_METRICS = ("option_probability", "rouge_l_recall", "truth_ratio")
 
 
 def _perturbed_probabilities(
@@ -82,6 +84,7 @@ def _label_sample_metrics(
     nan = np.full(len(data), np.nan)
     return {
         "answer_probability": tofu.answer_probability(logprobs),
+        "option_probability": nan,
         "exact_match": (predicted_labels(model, data, batch_size, device) == data.labels).numpy(),
         "rouge_l_recall": nan,
         "truth_ratio": nan,
@@ -116,10 +119,12 @@ def _sample_metrics(
     answers = frame.answer.iloc[rows].tolist()
     probability = tofu.answer_probability(logprobs)
     nan = np.full(len(data), np.nan)
-    ratios, ratios_vs_answer = nan, nan  # a user's data without perturbed answers: NaN
+    # a user's data without perturbed answers: NaN
+    ratios, ratios_vs_answer, options = nan, nan, nan
     if "perturbed_answers" in frame.columns:
         perturbed = _perturbed_probabilities(model, tokenizer, frame, rows, batch_size, device)
         ratios_vs_answer = tofu.truth_ratio(probability, perturbed)
+        options = tofu.option_probability(probability, perturbed)
         if "paraphrased_answer" in frame.columns:
             paraphrased = tofu.answer_probability(
                 answer_token_logprobs(
@@ -134,6 +139,7 @@ def _sample_metrics(
     facts = frame.fact.iloc[rows] if "fact" in frame.columns else answers
     return {
         "answer_probability": probability,
+        "option_probability": options,
         "exact_match": np.array(
             [g == r for g, r in zip(generated, references, strict=True)], dtype=bool
         ),
@@ -152,6 +158,20 @@ def _sample_metrics(
         "mia_min_k_plus_plus": tofu.mia_min_k_plus_plus(scores),
         "generated_answer": np.array(predictions, dtype=object),
     }
+
+
+def greedy_statements(
+    model: nn.Module,
+    tokenizer: PreTrainedTokenizerBase,
+    frame: pd.DataFrame,
+    batch_size: int,
+    device: torch.device,
+) -> tuple[list[str], np.ndarray]:
+    """Each row's greedy answer and whether it states the row's ``fact``."""
+    data = encode_frame(tokenizer, frame)
+    check_fits(model, data, "the questions")
+    texts = [tokenizer.decode(ids) for ids in greedy_answers(model, data, batch_size, device)]
+    return texts, np.array([_says(t, f) for t, f in zip(texts, frame.fact, strict=True)])
 
 
 def _says(generated: str, fact: str) -> bool:
@@ -194,6 +214,7 @@ def evaluate_split(
         "exact_match": float(samples.exact_match.mean()),
         "rouge_l_recall": float(samples.rouge_l_recall.mean()),
         "answer_probability": float(samples.answer_probability.mean()),
+        "option_probability": float(samples.option_probability.mean()),
         "truth_ratio": tofu.truth_ratio_score(metrics["truth_ratio"], split),
     }
     if "fact_recall" in samples:  # question answering: what greedy answers still say
@@ -241,13 +262,18 @@ def compare_to_retrain(
     comparison = {}
     for model, frame in samples.items():
         aucs = membership_auc(frame)
-        utility = [summaries[model]["retain"][metric] for metric in UTILITY_METRICS]
+        retain = [summaries[model]["retain"][metric] for metric in UTILITY_METRICS]
+        world = [
+            summaries[model]["world"][m]
+            for m in WORLD_UTILITY_METRICS
+            if "world" in summaries[model]
+        ]
         comparison[model] = {
             "forget_quality": tofu.forget_quality(  # NaN without truth ratios
                 frame.query("split == 'forget'").truth_ratio.to_numpy(), reference_ratios
             ),
-            # NaN when a utility metric is (the truth ratio without perturbed answers)
-            "model_utility": np.nan if np.isnan(utility).any() else tofu.harmonic_mean(utility),
+            "model_utility": _utility(retain + world),
+            "world_utility": _utility(world),
             **{f"mia_auc_{attack}": value for attack, value in aucs.items()},
             **{f"mia_gap_{attack}": abs(value - 0.5) for attack, value in aucs.items()},
             **{
@@ -257,6 +283,14 @@ def compare_to_retrain(
             },
         }
     return comparison
+
+
+def _utility(metrics: list[float]) -> float:
+    """TOFU's model utility over ``metrics``: NaN when there are none, or one is NaN (the truth
+    ratio without perturbed answers)."""
+    if not metrics or np.isnan(metrics).any():
+        return float("nan")
+    return tofu.harmonic_mean(metrics)
 
 
 def degenerate_metrics(metrics: dict[str, dict[str, dict[str, float]]]) -> list[str]:

@@ -77,17 +77,26 @@ def greedy_answers(
             rows = index[start : start + batch_size]
             group = data.select(rows)
             budget = group.labels[:, length:].ne(IGNORE).sum(dim=1)  # answer tokens + EOS
-            tokens = group.input_ids[:, :length].to(device)
-            for _ in range(int(budget.max())):
-                next_token = model(input_ids=tokens).logits[:, -1].argmax(-1, keepdim=True)
-                tokens = torch.cat([tokens, next_token], dim=1)
+            tokens = _greedy(model, group.input_ids[:, :length].to(device), int(budget.max()))
             eos = group.labels[torch.arange(len(rows)), length + budget - 1]
             for row, generated, stop, limit in zip(
-                rows.tolist(), tokens[:, length:].cpu(), eos.tolist(), budget.tolist(), strict=True
+                rows.tolist(), tokens.cpu(), eos.tolist(), budget.tolist(), strict=True
             ):
                 ids = generated[:limit].tolist()
                 answers[row] = ids[: ids.index(stop)] if stop in ids else ids
     return answers
+
+
+def _greedy(model: nn.Module, prompt: torch.Tensor, n_tokens: int) -> torch.Tensor:
+    """``n_tokens`` greedy tokens after ``prompt`` ``[n, length]``: ``[n, n_tokens]``. The
+    key/value cache makes each step one token's work, not the whole sequence's again."""
+    output = model(input_ids=prompt, use_cache=True)
+    tokens = []
+    for step in range(n_tokens):
+        tokens.append(output.logits[:, -1].argmax(-1, keepdim=True))
+        if step + 1 < n_tokens:
+            output = model(input_ids=tokens[-1], cache=output.cache, use_cache=True)
+    return torch.cat(tokens, dim=1)
 
 
 @torch.no_grad()

@@ -78,6 +78,18 @@ def truth_ratio(paraphrased: np.ndarray, perturbed: np.ndarray) -> np.ndarray:
     return np.exp(log_ratio)
 
 
+def option_probability(answer: np.ndarray, perturbed: np.ndarray) -> np.ndarray:
+    """The answer's share of the probability of all options, ``P(a) / (P(a) + sum_j P(p_j))``:
+    TOFU's probability on world facts, where a multiple-choice reading is what counts.
+
+    Inputs are length-normalised probabilities: ``answer`` ``[n]``, ``perturbed`` ``[n, k]``.
+    """
+    answer = np.asarray(answer, dtype=np.float64)
+    total = answer + np.asarray(perturbed, dtype=np.float64).sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return answer / total
+
+
 def truth_ratio_score(ratios: np.ndarray, split: str) -> float:
     """The aggregate TOFU reports for a split's truth ratios.
 

@@ -58,7 +58,8 @@ def train_on_answers(
         optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
         schedule = get_cosine_schedule_with_warmup(optimizer, int(warmup_fraction * steps), steps)
         history = []
-        for _ in tqdm(range(epochs), desc=description, leave=False):
+        progress = tqdm(total=steps, desc=description, unit="batch", leave=False)
+        for _ in range(epochs):
             total, count = 0.0, 0
             for batch in data.batches(batch_size, generator):
                 with bf16_autocast(device, autocast):
@@ -68,6 +69,9 @@ def train_on_answers(
                 optimizer.step()
                 schedule.step()
                 total, count = total + loss.item() * len(batch), count + len(batch)
+                progress.update()
             history.append(total / count)
+            progress.set_postfix(epoch=len(history), nll=f"{history[-1]:.3f}")
+        progress.close()
         log.info("%s: %d epochs, final answer NLL %.4f", description, epochs, history[-1])
         return model.eval(), history

@@ -1,6 +1,7 @@
 """Custom Kedro datasets; every save is atomic (temporary sibling, then rename)."""
 
 from mape_unlearn.datasets.cache_manifest import CacheManifestDataset
+from mape_unlearn.datasets.gguf import GGUFCheckpointDataset
 from mape_unlearn.datasets.pretrained import (
     ModelReleaseDataset,
     PretrainedModelDataset,
@@ -11,6 +12,7 @@ from mape_unlearn.datasets.user_table import UserTableDataset
 
 __all__ = [
     "CacheManifestDataset",
+    "GGUFCheckpointDataset",
     "ModelReleaseDataset",
     "PretrainedModelDataset",
     "TensorDictDataset",

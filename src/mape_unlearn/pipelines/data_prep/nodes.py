@@ -4,15 +4,24 @@ tokenizer."""
 from __future__ import annotations
 
 import logging
-from typing import get_args
+from typing import Any, get_args
 
 import pandas as pd
-from transformers import PreTrainedTokenizerFast
+from transformers import PreTrainedModel, PreTrainedTokenizerBase, PreTrainedTokenizerFast
 
+from mape_unlearn.core.device import resolve_device
+from mape_unlearn.core.evaluation import greedy_statements
 from mape_unlearn.core.facts import with_facts
 from mape_unlearn.core.people import generate_people_qa
 from mape_unlearn.core.people_labels import label_people
-from mape_unlearn.core.qa_data import OPTIONAL, requested_ids, to_label_table, to_qa_table
+from mape_unlearn.core.qa_data import (
+    FACT,
+    OPTIONAL,
+    REQUIRED,
+    requested_ids,
+    to_label_table,
+    to_qa_table,
+)
 from mape_unlearn.core.splits import (
     ID_LIST,
     check_pretrained_holdout,
@@ -23,6 +32,7 @@ from mape_unlearn.core.splits import (
 )
 from mape_unlearn.core.tokenizer import corpus_texts, train_word_tokenizer
 from mape_unlearn.params import (
+    EvaluateParams,
     ForgetParams,
     GeneratorParams,
     HoldoutParams,
@@ -176,3 +186,50 @@ def fit_tokenizer(qa: pd.DataFrame) -> PreTrainedTokenizerFast:
     tokenizer = train_word_tokenizer(corpus_texts(qa), classification="label" in qa.columns)
     log.info("tokenizer vocabulary: %d tokens", len(tokenizer))
     return tokenizer
+
+
+def import_base_model(
+    checkpoint: dict[str, Any],
+) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
+    """The pretrained base model and its tokenizer, out of a file that is slow to read (GGUF,
+    dequantised on every load) into ``save_pretrained`` directories that every later stage
+    reads fast."""
+    model, tokenizer = checkpoint["model"], checkpoint["tokenizer"]
+    log.info(
+        "imported the base model: %s, %.1f M parameters, vocabulary of %d",
+        type(model).__name__,
+        sum(p.numel() for p in model.parameters()) / 1e6,
+        len(tokenizer),
+    )
+    return model, tokenizer
+
+
+def known_world_facts(
+    world_facts: pd.DataFrame,
+    base_model: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
+    params: EvaluateParams,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The world-knowledge questions whose fact the base model's greedy answer states, and the
+    check of every question (its answer, kept or not).
+
+    Utility on world knowledge measures what unlearning destroys, so it is measured only on
+    what the model knew before it was fine-tuned or unlearned.
+    """
+    columns = {name: name for name in (*REQUIRED, *OPTIONAL, FACT)}
+    table = to_qa_table(world_facts, columns)
+    answers, known = greedy_statements(
+        base_model, tokenizer, table, params.batch_size, resolve_device(params.device)
+    )
+    check = table[["person_id", "question", "fact"]].assign(base_answer=answers, known=known)
+    if not known.any():
+        raise ValueError(
+            "the base model states none of the world facts' answers (data_prep.world_facts): "
+            "world-knowledge utility cannot be measured; see world_facts_check for its answers"
+        )
+    log.info(
+        "world facts: the base model answers %d of %d questions correctly; kept those",
+        int(known.sum()),
+        len(table),
+    )
+    return table[known].reset_index(drop=True), check

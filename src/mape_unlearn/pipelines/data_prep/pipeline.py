@@ -13,6 +13,8 @@ from mape_unlearn.pipelines.data_prep.nodes import (
     fit_tokenizer,
     generate_qa,
     hold_out,
+    import_base_model,
+    known_world_facts,
     read_forget_request,
     read_qa,
 )
@@ -22,11 +24,15 @@ def create_pipeline(
     qa_source: str = "generated",
     forget_from_file: bool = False,
     original: str = "trained",
+    base: str = "directory",
+    world_facts: bool = False,
     **kwargs,
 ) -> Pipeline:
     """``qa_source``: `generated` or `file` (the catalog's ``qa_source``); ``forget_from_file``:
     the deletion request is the catalog's ``forget_request``; ``original``: `pretrained` or
-    `finetuned` means the tokenizer comes with the user's model, so none is fitted."""
+    `finetuned` means the tokenizer comes with the user's model, so none is fitted; ``base``:
+    `gguf` imports the base model and its tokenizer from the catalog's ``base_checkpoint``;
+    ``world_facts``: the world-knowledge questions the base model answers are kept."""
     if qa_source == "file":
         qa = Node(
             read_qa,
@@ -69,4 +75,22 @@ def create_pipeline(
     )
     if original == "trained":
         nodes.append(Node(fit_tokenizer, "qa_dataset", "tokenizer", name="fit_tokenizer"))
+    if original == "finetuned" and base == "gguf":
+        nodes.append(
+            Node(
+                import_base_model,
+                "base_checkpoint",
+                ["base_model", "tokenizer"],
+                name="import_base_model",
+            )
+        )
+    if world_facts:
+        nodes.append(
+            Node(
+                known_world_facts,
+                ["world_facts_source", "base_model", "tokenizer", "params:evaluate"],
+                ["world_split", "world_facts_check"],
+                name="known_world_facts",
+            )
+        )
     return Pipeline(nodes, tags="data_prep")

@@ -15,12 +15,12 @@ from mape_unlearn.params import EvaluateParams
 
 log = logging.getLogger(__name__)
 
-SPLITS = ("forget", "retain", "holdout")
-
 # (column title, where to read it: ("comparison", metric) or (split, metric))
 TABLE_COLUMNS = (
     ("forget quality", ("comparison", "forget_quality")),
     ("model utility", ("comparison", "model_utility")),
+    ("world utility", ("comparison", "world_utility")),
+    ("world fact recall", ("world", "fact_recall")),
     ("forget EM", ("forget", "exact_match")),
     ("forget fact acc", ("forget", "fact_accuracy")),
     ("forget fact recall", ("forget", "fact_recall")),
@@ -47,6 +47,8 @@ TABLE_COLUMNS = (
     ("optimizer state MB", ("cost", "optimizer_state_mb")),
 )
 
+WORLD_COLUMNS = ("world utility", "world fact recall")  # only with data_prep.world_facts
+
 
 def evaluate_model(
     model: PreTrainedModel,
@@ -55,11 +57,16 @@ def evaluate_model(
     retain_split: pd.DataFrame,
     holdout_split: pd.DataFrame,
     params: EvaluateParams,
+    world_split: pd.DataFrame | None = None,
 ) -> tuple[dict[str, dict[str, float]], pd.DataFrame]:
-    """Metrics of one model on forget, retain and holdout, and its per-sample metrics."""
+    """Metrics of one model on forget, retain, holdout and (``data_prep.world_facts``) world
+    knowledge, and its per-sample metrics."""
     device = resolve_device(params.device)
     summaries, samples = {}, []
-    for name, split in zip(SPLITS, (forget_split, retain_split, holdout_split), strict=True):
+    splits = {"forget": forget_split, "retain": retain_split, "holdout": holdout_split}
+    if world_split is not None:
+        splits["world"] = world_split
+    for name, split in splits.items():
         summaries[name], per_sample = evaluate_split(
             model, tokenizer, split, name, params.batch_size, device
         )
@@ -105,12 +112,13 @@ def metrics_report(**artifacts: Any) -> tuple[dict[str, Any], pd.DataFrame, str]
     nan = float("nan")
     table = pd.DataFrame(
         [
-            [float(metrics[name][group].get(key, nan)) for _, (group, key) in TABLE_COLUMNS]
+            [float(metrics[name].get(group, {}).get(key, nan)) for _, (group, key) in TABLE_COLUMNS]
             for name in models
         ],
         index=pd.Index(models, name="model"),
         columns=[title for title, _ in TABLE_COLUMNS],
     )
+    table = table.drop(columns=[c for c in WORLD_COLUMNS if table[c].isna().all()])
     markdown = _markdown(table) + "".join(f"\n- Note: {note}\n" for note in notes)
     return metrics, table.reset_index(), markdown
 

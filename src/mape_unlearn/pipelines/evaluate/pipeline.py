@@ -51,12 +51,14 @@ def _baseline(method: str) -> Pipeline:
     )
 
 
-def _evaluation(model: str) -> Pipeline:
+def _evaluation(model: str, world_facts: bool) -> Pipeline:
+    splits = [*SHARED[1:], *(["world_split"] if world_facts else [])]
+    inputs = {name: name for name in splits}
     base = Pipeline(
         [
             Node(
                 evaluate_model,
-                ["model", *SHARED[1:], "params:evaluate"],
+                {"model": "model", **{name: name for name in splits}, "params": "params:evaluate"},
                 ["metrics", "samples"],
                 name="evaluate_model",
             )
@@ -65,15 +67,18 @@ def _evaluation(model: str) -> Pipeline:
     return Pipeline(
         base,
         namespace=f"evaluate_{model}",
-        inputs={"model": f"{model}_model", **{name: name for name in SHARED[1:]}},
+        inputs={"model": f"{model}_model", **inputs},
         parameters={"params:evaluate": "params:evaluate"},
         outputs={"metrics": f"{model}_metrics", "samples": f"{model}_sample_metrics"},
     )
 
 
-def create_pipeline(methods: tuple[str, ...] = (), retrain: bool = True, **kwargs) -> Pipeline:
+def create_pipeline(
+    methods: tuple[str, ...] = (), retrain: bool = True, world_facts: bool = False, **kwargs
+) -> Pipeline:
     """Evaluate original, unlearned (module mask), each baseline in ``methods`` and, when
-    ``train.retrain`` trains one, the retrain reference."""
+    ``train.retrain`` trains one, the retrain reference; ``world_facts``: on world knowledge
+    too (``data_prep.world_facts``)."""
     unlearned = ["unlearned", *methods]
     models = ["original", *unlearned, *(["retrain"] if retrain else [])]
     report_inputs = {
@@ -102,7 +107,7 @@ def create_pipeline(methods: tuple[str, ...] = (), retrain: bool = True, **kwarg
     return Pipeline(
         [
             *map(_baseline, methods),
-            *map(_evaluation, models),
+            *(_evaluation(model, world_facts) for model in models),
             report,
             plot,
             frontier,

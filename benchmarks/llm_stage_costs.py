@@ -6,7 +6,7 @@ data root and MLflow store: each stage runs only its own nodes, the upstream one
 Then reads the seconds of every node that ran from the run's MLflow records and the unlearning
 costs (trainable weights, optimizer state) from the evaluation's metrics, and writes one JSON
 file and one Markdown table. ``--no-run`` summarises the timing files already in ``--out``
-(``time_<stage>.txt``). Usage::
+(``time_<stage>.txt``); each call updates the stages it names in ``stage_costs.json``. Usage::
 
     python benchmarks/llm_stage_costs.py --env smollm2_people --out benchmarks/smollm2_people
 """
@@ -100,7 +100,8 @@ def main() -> None:
     parser.add_argument("--no-run", action="store_true", help="summarise existing timings")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
-    stages = {}
+    saved = args.out / "stage_costs.json"
+    stages = json.loads(saved.read_text())["stages"] if saved.exists() else {}  # other stages
     for stage in args.stages:
         if not args.no_run:
             run_stage(args.env, stage, args.out)
@@ -108,9 +109,10 @@ def main() -> None:
             **process_cost(args.out / f"time_{stage}.txt"),
             "nodes": node_seconds(stage),
         }
+    stages = {stage: stages[stage] for stage in STAGES if stage in stages}
     costs = unlearning_costs(args.env) if "evaluate" in stages else {}
     result = {"env": args.env, "stages": stages, "unlearning": costs}
-    (args.out / "stage_costs.json").write_text(json.dumps(result, indent=2) + "\n")
+    saved.write_text(json.dumps(result, indent=2) + "\n")
     (args.out / "stage_costs.md").write_text(markdown(stages, costs))
     print(markdown(stages, costs))
 

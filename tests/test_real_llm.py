@@ -18,7 +18,6 @@ from mape_unlearn.core.masks import masks_applied
 from mape_unlearn.core.people import generate_people_qa
 from mape_unlearn.core.unlearning import UnlearnSettings, masked_unlearn
 from mape_unlearn.datasets import GGUFCheckpointDataset
-from mape_unlearn.params import EvaluateParams
 from mape_unlearn.pipelines.data_prep.nodes import known_world_facts
 from mape_unlearn.settings import package_dir
 from tests.conftest import ROOT
@@ -136,9 +135,7 @@ def test_world_facts_keep_the_questions_the_base_model_answers(smollm2):
     model, tokenizer = smollm2
     facts = pd.read_json(ROOT / "src/mape_unlearn/resources/world_facts.jsonl", lines=True)
     asked = facts[facts.fact.isin(["Paris", "Rome"])].sort_values("fact")
-    relearn = {"fraction": 0.5, "epochs": 1, "lr": 1e-3, "batch_size": 2, "seed": 0}
-    params = EvaluateParams(batch_size=2, device="cpu", methods=[], relearn=relearn)
-    kept, check = known_world_facts(asked, model, tokenizer, params)
+    kept, check = known_world_facts(asked, model, tokenizer, batch_size=2, device="cpu")
     assert kept.fact.tolist() == ["Paris"]
     assert check.known.tolist() == [True, False]
     assert "Paris" in check.base_answer.iloc[0] and "Rome" not in check.base_answer.iloc[1]

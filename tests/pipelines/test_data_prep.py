@@ -173,7 +173,13 @@ def test_wiring_for_a_gguf_base_and_world_facts() -> None:
     assert imported.inputs() == {"base_checkpoint"}
     assert imported.all_outputs() == {"base_model", "tokenizer"}
     checked = pipeline.only_nodes("known_world_facts")
-    assert checked.inputs() >= {"world_facts_source", "base_model", "tokenizer"}
+    assert checked.inputs() == {
+        "world_facts_source",
+        "base_model",
+        "tokenizer",
+        "params:evaluate.batch_size",  # not the compared methods: changing them does not ask again
+        "params:evaluate.device",
+    }
     assert checked.all_outputs() == {"world_split", "world_facts_check"}
     plain = create_pipeline(original="finetuned")  # a base model directory: nothing to import
     assert {"import_base_model", "known_world_facts"}.isdisjoint(n.name for n in plain.nodes)

@@ -32,7 +32,6 @@ from mape_unlearn.core.splits import (
 )
 from mape_unlearn.core.tokenizer import corpus_texts, train_word_tokenizer
 from mape_unlearn.params import (
-    EvaluateParams,
     ForgetParams,
     GeneratorParams,
     HoldoutParams,
@@ -208,18 +207,20 @@ def known_world_facts(
     world_facts: pd.DataFrame,
     base_model: PreTrainedModel,
     tokenizer: PreTrainedTokenizerBase,
-    params: EvaluateParams,
+    batch_size: int,
+    device: str,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The world-knowledge questions whose fact the base model's greedy answer states, and the
     check of every question (its answer, kept or not).
 
     Utility on world knowledge measures what unlearning destroys, so it is measured only on
-    what the model knew before it was fine-tuned or unlearned.
+    what the model knew before it was fine-tuned or unlearned. It reads the evaluation's batch
+    size and device only, so choosing other compared methods does not ask again.
     """
     columns = {name: name for name in (*REQUIRED, *OPTIONAL, FACT)}
     table = to_qa_table(world_facts, columns)
     answers, known = greedy_statements(
-        base_model, tokenizer, table, params.batch_size, resolve_device(params.device)
+        base_model, tokenizer, table, batch_size, resolve_device(device)
     )
     check = table[["person_id", "question", "fact"]].assign(base_answer=answers, known=known)
     if not known.any():

@@ -88,7 +88,13 @@ def create_pipeline(
         nodes.append(
             Node(
                 known_world_facts,
-                ["world_facts_source", "base_model", "tokenizer", "params:evaluate"],
+                [
+                    "world_facts_source",
+                    "base_model",
+                    "tokenizer",
+                    "params:evaluate.batch_size",
+                    "params:evaluate.device",
+                ],
                 ["world_split", "world_facts_check"],
                 name="known_world_facts",
             )

@@ -95,6 +95,39 @@ def _label_sample_metrics(
     }
 
 
+def _against_perturbed(
+    model: nn.Module,
+    tokenizer: PreTrainedTokenizerBase,
+    frame: pd.DataFrame,
+    rows: slice,
+    probability: np.ndarray,
+    batch_size: int,
+    device: torch.device,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Truth ratio (paraphrase vs perturbed), truth ratio vs the answer and the answer's
+    probability among the options, per row; NaN for data without perturbed answers."""
+    nan = np.full(len(probability), np.nan)
+    if "perturbed_answers" not in frame.columns:
+        return nan, nan, nan
+    perturbed = _perturbed_probabilities(model, tokenizer, frame, rows, batch_size, device)
+    ratios = nan
+    if "paraphrased_answer" in frame.columns:
+        paraphrased = tofu.answer_probability(
+            answer_token_logprobs(
+                model,
+                encode_frame(tokenizer, frame, answer="paraphrased_answer").select(rows),
+                batch_size,
+                device,
+            )
+        )
+        ratios = tofu.truth_ratio(paraphrased, perturbed)
+    return (
+        ratios,
+        tofu.truth_ratio(probability, perturbed),
+        tofu.option_probability(probability, perturbed),
+    )
+
+
 def _sample_metrics(
     model: nn.Module,
     tokenizer: PreTrainedTokenizerBase,
@@ -118,23 +151,9 @@ def _sample_metrics(
     references = reference_answers(data)
     answers = frame.answer.iloc[rows].tolist()
     probability = tofu.answer_probability(logprobs)
-    nan = np.full(len(data), np.nan)
-    # a user's data without perturbed answers: NaN
-    ratios, ratios_vs_answer, options = nan, nan, nan
-    if "perturbed_answers" in frame.columns:
-        perturbed = _perturbed_probabilities(model, tokenizer, frame, rows, batch_size, device)
-        ratios_vs_answer = tofu.truth_ratio(probability, perturbed)
-        options = tofu.option_probability(probability, perturbed)
-        if "paraphrased_answer" in frame.columns:
-            paraphrased = tofu.answer_probability(
-                answer_token_logprobs(
-                    model,
-                    encode_frame(tokenizer, frame, answer="paraphrased_answer").select(rows),
-                    batch_size,
-                    device,
-                )
-            )
-            ratios = tofu.truth_ratio(paraphrased, perturbed)
+    ratios, ratios_vs_answer, options = _against_perturbed(
+        model, tokenizer, frame, rows, probability, batch_size, device
+    )
     predictions = [tokenizer.decode(ids) for ids in generated]  # batch_decode([]) is [""]
     facts = frame.fact.iloc[rows] if "fact" in frame.columns else answers
     return {

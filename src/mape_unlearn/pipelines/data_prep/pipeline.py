@@ -19,6 +19,35 @@ from mape_unlearn.pipelines.data_prep.nodes import (
     read_qa,
 )
 
+IMPORT_BASE = Node(
+    import_base_model, "base_checkpoint", ["base_model", "tokenizer"], name="import_base_model"
+)
+KNOWN_WORLD_FACTS = Node(
+    known_world_facts,
+    [
+        "world_facts_source",
+        "base_model",
+        "tokenizer",
+        "params:evaluate.batch_size",
+        "params:evaluate.device",
+    ],
+    ["world_split", "world_facts_check"],
+    name="known_world_facts",
+)
+
+
+def _model_side(original: str, base: str, world_facts: bool) -> list[Node]:
+    """Where the tokenizer comes from (fitted, or imported with a GGUF base) and the world
+    facts the base model knows."""
+    nodes = []
+    if original == "trained":
+        nodes.append(Node(fit_tokenizer, "qa_dataset", "tokenizer", name="fit_tokenizer"))
+    if original == "finetuned" and base == "gguf":
+        nodes.append(IMPORT_BASE)
+    if world_facts:
+        nodes.append(KNOWN_WORLD_FACTS)
+    return nodes
+
 
 def create_pipeline(
     qa_source: str = "generated",
@@ -73,30 +102,5 @@ def create_pipeline(
     nodes.append(
         Node(choose_forget, forget_inputs, ["forget_split", "retain_split"], name="choose_forget")
     )
-    if original == "trained":
-        nodes.append(Node(fit_tokenizer, "qa_dataset", "tokenizer", name="fit_tokenizer"))
-    if original == "finetuned" and base == "gguf":
-        nodes.append(
-            Node(
-                import_base_model,
-                "base_checkpoint",
-                ["base_model", "tokenizer"],
-                name="import_base_model",
-            )
-        )
-    if world_facts:
-        nodes.append(
-            Node(
-                known_world_facts,
-                [
-                    "world_facts_source",
-                    "base_model",
-                    "tokenizer",
-                    "params:evaluate.batch_size",
-                    "params:evaluate.device",
-                ],
-                ["world_split", "world_facts_check"],
-                name="known_world_facts",
-            )
-        )
+    nodes += _model_side(original, base, world_facts)
     return Pipeline(nodes, tags="data_prep")

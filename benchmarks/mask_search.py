@@ -27,6 +27,7 @@ import torch
 
 from mape_unlearn.core.search import (
     ModuleSelection,
+    SearchSettings,
     budget,
     selection_objective,
     warm_start_greedy,
@@ -120,7 +121,11 @@ def old_search(forget: Grads, retain: Grads, sparsity: float, max_sweeps: int = 
 
 def new_search(forget: Grads, retain: Grads, sparsity: float) -> tuple:
     selection, trace = warm_start_greedy(
-        forget["heads"], forget["filters"], retain["heads"], retain["filters"], sparsity
+        forget["heads"],
+        forget["filters"],
+        retain["heads"],
+        retain["filters"],
+        SearchSettings(sparsity),
     )
     return selection, len(trace) - 1
 

@@ -74,14 +74,14 @@ def test_a_bad_deletion_request_names_the_node_without_a_traceback(project):
 def test_pydantic_text_becomes_one_line_per_parameter():
     text = (
         "Parameter validation failed:\n"
-        "- Parameter 'unlearn': Failed to instantiate UnlearnParams for parameter 'unlearn': "
-        "1 validation error for UnlearnParams\n"
+        "- Parameter 'unlearn': Failed to instantiate UnlearnSettings for parameter 'unlearn': "
+        "1 validation error for UnlearnSettings\n"
         "lr\n"
         "  Input should be greater than 0 [type=greater_than, input_value='nan', "
         "input_type=str]\n"
         "    For further information visit https://errors.pydantic.dev/2.14/v/greater_than\n"
-        "- Parameter 'mask_search': Failed to instantiate MaskSearchParams for parameter "
-        "'mask_search': 1 validation error for MaskSearchParams\n"
+        "- Parameter 'mask_search': Failed to instantiate SearchSettings for parameter "
+        "'mask_search': 1 validation error for SearchSettings\n"
         "sparsity\n"
         "  Value error, sparsity=1.5 is not allowed: expected 0 <= sparsity < 1 "
         "[type=value_error, input_value=1.5, input_type=float]\n"

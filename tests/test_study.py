@@ -31,7 +31,7 @@ def studied(tmp_path_factory: pytest.TempPathFactory) -> Path:
         nodes = {node.name for node in register_pipelines()["study"].nodes}
         with KedroSession.create(project_path=project, env="test") as session:
             session.run(pipeline_name="study", runner=CachingRunner())
-    assert {"study_seed_3.retrain", "study_seed_3.study_variants", "study_report"} <= nodes
+    assert {"study_seed_3.retrain.fit", "study_seed_3.study_variants", "study_report"} <= nodes
     return project
 
 

@@ -40,9 +40,13 @@ def failed_run(project: Path, pipeline: str, **params) -> str:
     ("pipeline", "params", "expected"),
     [
         ("mask_search", {"mask_search": {"sparsity": 1.5}}, "sparsity=1.5 is not allowed"),
-        ("mask_search", {"mask_search": {"objective": "best"}}, "objective='best' is not allowed"),
+        (
+            "mask_search",
+            {"mask_search": {"objective": "best"}},
+            "'forget_only', 'forget_retain' or 'ratio'",
+        ),
         ("mask_search", {"mask_search": {"quota": "layers"}}, "'global' or 'per_layer'"),
-        ("unlearn", {"unlearn": {"rule": "xx"}}, "rule='xx' is not allowed"),
+        ("unlearn", {"unlearn": {"rule": "xx"}}, "'ga', 'gd', 'npo' or 'so'"),
         ("unlearn", {"unlearn": {"lr": -1.0}}, "greater than 0"),
         ("train", {"train": {"epochs": 0}}, "greater than 0"),
     ],

@@ -79,7 +79,7 @@ def _node_name(error: BaseException) -> str | None:
 def _parameter_messages(text: str) -> list[str]:
     """One line per invalid field of Kedro's ``ParameterValidationError`` (pydantic's text).
 
-    ``- Parameter 'unlearn': Failed to instantiate … 1 validation error for UnlearnParams``
+    ``- Parameter 'unlearn': Failed to instantiate … 1 validation error for UnlearnSettings``
     ``lr`` / ``  Input should be greater than 0 [type=greater_than, input_value='nan', …]``
     becomes ``unlearn.lr='nan': Input should be greater than 0``; a project validator's own
     message (``Value error, sparsity=1.5 is not allowed: …``) is kept as it is written.

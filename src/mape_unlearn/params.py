@@ -1,8 +1,11 @@
-"""Typed parameters of every stage, validated by Kedro before any node runs.
+"""Typed parameters of the stages, validated by Kedro before any node runs.
 
 Each model mirrors one ``conf/base/parameters_<stage>.yml`` group, which holds the defaults;
 a bad or missing value fails the run up front with the parameter's name, the value given and
-what is allowed.
+what is allowed. The groups that configure an algorithm are the core's own settings objects
+(``mask_search``: core.search.SearchSettings, ``unlearn``: core.unlearning.UnlearnSettings,
+``importance``: core.importance.ImportanceSettings, ``baselines.*``: core.selection.Selector,
+``evaluate.relearn``: core.relearning.RelearnSettings), typed on the nodes that read them.
 """
 
 from __future__ import annotations
@@ -19,9 +22,8 @@ from pydantic import (
     model_validator,
 )
 
-from mape_unlearn.core.encoding import TOKEN_VIEWS
-from mape_unlearn.core.search import OBJECTIVES
-from mape_unlearn.core.unlearning import RULES, STOP_METRICS
+from mape_unlearn.core.encoding import TokenView
+from mape_unlearn.core.relearning import RelearnSettings
 
 
 class _Params(BaseModel):
@@ -106,83 +108,6 @@ class TrainParams(_Params):
         return self
 
 
-class ImportanceParams(_Params):
-    batch_size: PositiveInt
-    dtype: Literal["float32", "float16"]
-    seed: int
-    device: str
-    autocast: bool  # bf16 autocast of the forward on CUDA; ignored on CPU
-
-
-class MaskSearchParams(_Params):
-    sparsity: float
-    objective: str
-    lam: float = Field(ge=0.0)
-    max_sweeps: int = Field(ge=0)
-    quota: Literal["global", "per_layer"]
-    modules: Literal["both", "heads", "filters"]
-    budget_in: Literal["modules", "parameters"]
-
-    @field_validator("sparsity")
-    @classmethod
-    def _sparsity(cls, value: float) -> float:
-        if not 0.0 <= value < 1.0:
-            raise ValueError(f"sparsity={value!r} is not allowed: expected 0 <= sparsity < 1")
-        return value
-
-    @field_validator("objective")
-    @classmethod
-    def _objective(cls, value: str) -> str:
-        if value not in OBJECTIVES:
-            raise ValueError(f"objective={value!r} is not allowed: expected one of {OBJECTIVES}")
-        return value
-
-
-class UnlearnParams(_Params):
-    rule: str
-    lr: PositiveFloat
-    max_steps: PositiveInt
-    alpha: float = Field(ge=0.0)
-    beta: PositiveFloat
-    damping: PositiveFloat
-    kl_weight: float = Field(ge=0.0)
-    batch_size: PositiveInt
-    eval_every: PositiveInt
-    probe_retain_samples: PositiveInt
-    stop_metric: str
-    stop_at_retrain_level: bool
-    forget_tokens: Literal[TOKEN_VIEWS]  # fact or answer: what the forget term scores
-    target: Literal["retrain", "holdout"]  # whose level the forget accuracy is brought to
-    seed: int
-    device: str
-
-    @field_validator("rule")
-    @classmethod
-    def _rule(cls, value: str) -> str:
-        if value not in RULES:
-            raise ValueError(f"rule={value!r} is not allowed: expected one of {RULES}")
-        return value
-
-    @field_validator("stop_metric")
-    @classmethod
-    def _stop_metric(cls, value: str) -> str:
-        if value not in STOP_METRICS:
-            raise ValueError(
-                f"stop_metric={value!r} is not allowed: expected one of {STOP_METRICS}"
-            )
-        return value
-
-
-class RelearnParams(_Params):
-    """The relearning attack: fine-tune on ``fraction`` of the forget people, probe the rest."""
-
-    fraction: float = Field(gt=0.0, lt=1.0)
-    epochs: PositiveInt
-    lr: PositiveFloat
-    batch_size: PositiveInt
-    seed: int
-
-
 class SweepParams(_Params):
     """The sparsity sweep: each method unlearned again at each sparsity (cheap metrics only)."""
 
@@ -209,16 +134,7 @@ class EvaluateParams(_Params):
     batch_size: PositiveInt
     device: str
     methods: list[str]
-    relearn: RelearnParams
-
-
-class SelectorParams(_Params):
-    """How a compared method chooses the weights it updates (docs/method.md §5)."""
-
-    kind: Literal["modules", "random_modules", "full", "salun", "sa"]
-    objective: str | None  # modules: the search objective (None: mask_search.objective)
-    greedy: bool  # modules: greedy sweeps after the warm start, or the warm start alone
-    seed: int
+    relearn: RelearnSettings
 
 
 class StudyRunParams(_Params):
@@ -238,7 +154,7 @@ class StudyVariant(_Params):
     # (0: searched once, on the original, as the stages do)
     research_every: int = Field(default=0, ge=0)
     # module selectors: the forget-side mask gradients of the fact tokens or of every answer token
-    importance_tokens: Literal[TOKEN_VIEWS] = "fact"
+    importance_tokens: TokenView = "fact"
 
 
 class StudyParams(_Params):

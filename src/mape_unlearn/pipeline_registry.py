@@ -155,6 +155,9 @@ def register_pipelines() -> dict[str, Pipeline]:
     for name, stage in STAGES.items():
         upstream = pipelines[FOLLOWS[name]] if name in FOLLOWS else Pipeline([])
         pipelines[name] = upstream + stage.create_pipeline(**shapes.get(name, {}))
+    baselines = map(unlearn.create_baseline_pipeline, shape["methods"])
+    pipelines["evaluate"] += Pipeline(sum(baselines, Pipeline([])), tags="evaluate")
     pipelines["__default__"] = sum(pipelines.values(), Pipeline([]))
-    pipelines["study"] = pipelines["importance"] + study.create_pipeline(runs=study_runs())
+    runs = study.create_pipeline(runs=study_runs(), retrain=train.create_retrain_pipeline())
+    pipelines["study"] = pipelines["importance"] + runs
     return pipelines

@@ -4,7 +4,7 @@ import torch
 
 from mape_unlearn.core.models import build_model
 from mape_unlearn.core.people import generate_people_qa
-from mape_unlearn.core.relearning import relearning_attack
+from mape_unlearn.core.relearning import RelearnSettings, relearning_attack
 from mape_unlearn.core.tokenizer import corpus_texts, train_word_tokenizer
 
 CPU = torch.device("cpu")
@@ -18,7 +18,7 @@ def test_attack_fine_tunes_a_copy_and_reports_the_probe_people_only():
     )
     before = {n: p.clone() for n, p in model.named_parameters()}
     result = relearning_attack(
-        model, tokenizer, qa, 0.5, epochs=3, lr=1e-2, batch_size=4, seed=0, device=CPU
+        model, tokenizer, qa, RelearnSettings(0.5, epochs=3, lr=1e-2, batch_size=4, seed=0), CPU
     )
     assert all(torch.equal(p, before[n]) for n, p in model.named_parameters())  # copy attacked
     assert set(result) == {
@@ -43,7 +43,7 @@ def test_a_request_of_one_person_skips_the_attack(caplog):
         "gpt2", {"n_layer": 1, "n_head": 2, "n_embd": 16, "n_positions": 64}, tokenizer, seed=0
     )
     result = relearning_attack(
-        model, tokenizer, one, 0.5, epochs=1, lr=1e-2, batch_size=4, seed=0, device=CPU
+        model, tokenizer, one, RelearnSettings(0.5, epochs=1, lr=1e-2, batch_size=4, seed=0), CPU
     )
     assert all(math.isnan(value) for value in result.values())
     assert "at least 2 forgotten people" in caplog.text

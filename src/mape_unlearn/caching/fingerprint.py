@@ -95,9 +95,11 @@ def _is_data(value: Any) -> bool:
 
 
 def jsonable(value: Any) -> Any:
-    """Parameter values as plain JSON (typed parameter models included)."""
+    """Parameter values as plain JSON (typed parameter models and settings objects included)."""
     if hasattr(value, "model_dump"):
         return value.model_dump(mode="json")
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return jsonable(dataclasses.asdict(value))
     if isinstance(value, dict):
         return {str(k): jsonable(v) for k, v in value.items()}
     if isinstance(value, list | tuple):

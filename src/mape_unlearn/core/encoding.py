@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, fields, replace
-from typing import Self
+from typing import Literal, Self, get_args
 
 import pandas as pd
 import torch
@@ -128,7 +128,8 @@ class LabelBatch(TokenBatch):
 
 
 # which tokens of an answer a loss or a mask gradient scores: the fact's, or all of them
-TOKEN_VIEWS: tuple[str, ...] = ("fact", "answer")
+TokenView = Literal["fact", "answer"]
+TOKEN_VIEWS: tuple[str, ...] = get_args(TokenView)
 
 
 def scored_on(data: TokenBatch, tokens: str) -> TokenBatch:

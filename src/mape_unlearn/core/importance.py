@@ -14,19 +14,39 @@ single-process ones whatever the number of ranks.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
+from typing import Literal
 
+import pandas as pd
 import torch
+from pydantic import PositiveInt
 from torch import nn
 from tqdm.auto import tqdm
+from transformers import PreTrainedTokenizerBase
 
 from mape_unlearn.core.architectures import layout_of
+from mape_unlearn.core.device import resolve_device
 from mape_unlearn.core.distributed import gather_rows, rank_and_world, shard_bounds
-from mape_unlearn.core.encoding import TokenBatch
+from mape_unlearn.core.encoding import TokenBatch, TokenView, encode_frame, scored_on
 from mape_unlearn.core.losses import answer_nll
 from mape_unlearn.core.masks import masks_applied
 from mape_unlearn.core.precision import bf16_autocast
+from mape_unlearn.core.settings import settings
 from mape_unlearn.core.weights import frozen
+
+log = logging.getLogger(__name__)
+
+
+@settings
+class ImportanceSettings:
+    """How mask gradients are computed (parameters_importance.yml)."""
+
+    batch_size: PositiveInt
+    dtype: Literal["float32", "float16"]  # storage of the gradients
+    seed: int  # draws the rows of a subsample
+    device: str  # core.device.resolve_device
+    autocast: bool  # bf16 autocast of the forward on CUDA; ignored on CPU
 
 
 @dataclass
@@ -84,3 +104,39 @@ def per_sample_mask_gradients(
             heads.append(g_heads.to("cpu", dtype))
             filters.append(g_filters.to("cpu", dtype))
     return MaskGradients(gather_rows(torch.cat(heads)), gather_rows(torch.cat(filters)))
+
+
+def split_mask_gradients(
+    model: nn.Module,
+    tokenizer: PreTrainedTokenizerBase,
+    split: pd.DataFrame,
+    settings: ImportanceSettings,
+    max_samples: int | None,
+    tokens: TokenView,
+) -> dict[str, torch.Tensor]:
+    """Per-sample mask gradients of (a seeded subsample of) the split's rows, of the NLL of
+    their ``tokens`` (``fact``: the answers' fact tokens; ``answer``: every answer token).
+
+    ``rows`` records which rows of the split each gradient belongs to, so that a deletion
+    request can drop the rows of the people it forgets (core.splits.rows_not_forgotten).
+    """
+    rows = torch.arange(len(split))
+    if max_samples is not None and max_samples < len(split):
+        generator = torch.Generator().manual_seed(settings.seed)
+        rows = torch.randperm(len(split), generator=generator)[:max_samples].sort().values
+    grads = per_sample_mask_gradients(
+        model,
+        scored_on(encode_frame(tokenizer, split.iloc[rows.numpy()]), tokens),
+        batch_size=settings.batch_size,
+        device=resolve_device(settings.device),
+        dtype=getattr(torch, settings.dtype),
+        autocast=settings.autocast,
+    )
+    log.info(
+        "mask gradients of %d samples (%s tokens): heads %s, filters %s",
+        len(rows),
+        tokens,
+        tuple(grads.heads.shape),
+        tuple(grads.filters.shape),
+    )
+    return {**grads.as_dict(), "rows": rows}

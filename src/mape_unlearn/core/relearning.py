@@ -14,32 +14,43 @@ from __future__ import annotations
 import copy
 import logging
 import math
+from typing import Annotated
 
 import pandas as pd
 import torch
+from pydantic import Field, PositiveFloat, PositiveInt
 from torch import nn
 from transformers import PreTrainedTokenizerBase
 
 from mape_unlearn.core.encoding import encode_frame
 from mape_unlearn.core.metrics import teacher_forced_stats
+from mape_unlearn.core.settings import settings
 from mape_unlearn.core.splits import choose_forget_people
 from mape_unlearn.core.training import train_on_answers
 
 log = logging.getLogger(__name__)
 
 
+@settings
+class RelearnSettings:
+    """The attack (parameters_evaluate.yml, ``evaluate.relearn``)."""
+
+    fraction: Annotated[float, Field(gt=0.0, lt=1.0)]  # share of forget people relearnt on
+    epochs: PositiveInt
+    lr: PositiveFloat
+    batch_size: PositiveInt
+    seed: int
+
+
 def relearning_attack(
     model: nn.Module,
     tokenizer: PreTrainedTokenizerBase,
     forget: pd.DataFrame,
-    fraction: float,
-    epochs: int,
-    lr: float,
-    batch_size: int,
-    seed: int,
+    settings: RelearnSettings,
     device: torch.device,
 ) -> dict[str, float]:
-    """Probe accuracy before and after fine-tuning a copy of ``model`` on ``fraction`` of people.
+    """Probe accuracy before and after fine-tuning a copy of ``model`` on ``settings.fraction``
+    of the forget people.
 
     A request of one person leaves nobody to probe: the attack is skipped (NaN, with a warning).
     """
@@ -57,22 +68,22 @@ def relearning_attack(
             "probe_answer_accuracy_after",
         )
         return dict.fromkeys(keys, math.nan)
-    relearn, probe = choose_forget_people(forget, fraction, seed)
+    relearn, probe = choose_forget_people(forget, settings.fraction, settings.seed)
     probe_data = encode_frame(tokenizer, probe)
-    before = teacher_forced_stats(model, probe_data, batch_size, device)
+    before = teacher_forced_stats(model, probe_data, settings.batch_size, device)
     attacked, _ = train_on_answers(
         copy.deepcopy(model),
         encode_frame(tokenizer, relearn),
-        epochs=epochs,
-        lr=lr,
-        batch_size=batch_size,
+        epochs=settings.epochs,
+        lr=settings.lr,
+        batch_size=settings.batch_size,
         warmup_fraction=0.0,
         weight_decay=0.0,
-        seed=seed,
+        seed=settings.seed,
         device=device,
         description="relearn",
     )
-    after = teacher_forced_stats(attacked, probe_data, batch_size, device)
+    after = teacher_forced_stats(attacked, probe_data, settings.batch_size, device)
     return {
         "probe_accuracy_before": before["fact_accuracy"],
         "probe_accuracy_after": after["fact_accuracy"],

@@ -35,27 +35,54 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, get_args
 
 import numpy as np
 import torch
+from pydantic import NonNegativeFloat, NonNegativeInt, field_validator
+
+from mape_unlearn.core.settings import settings
 
 Objective = Literal["forget_only", "forget_retain", "ratio"]
-OBJECTIVES: tuple[str, ...] = ("forget_only", "forget_retain", "ratio")
+OBJECTIVES: tuple[str, ...] = get_args(Objective)
 # What the sparsity budget counts: modules of each type, or the parameters of both together.
-BUDGETS: tuple[str, ...] = ("modules", "parameters")
+Budget = Literal["modules", "parameters"]
+BUDGETS: tuple[str, ...] = get_args(Budget)
 # Searches of the ratio objective at most (Dinkelbach's iteration; it usually settles in 3-4).
 RATIO_ITERATIONS = 8
 # Where the budget of a module type goes: the best modules of the whole model, or the same global
 # budget split evenly over layers (counts differ by at most one; _layer_shares). A layer's count
 # is fixed by the warm start either way; the sweeps keep it.
-QUOTAS: tuple[str, ...] = ("global", "per_layer")
+Quota = Literal["global", "per_layer"]
+QUOTAS: tuple[str, ...] = get_args(Quota)
 # Which module types are unlearned; a type left out keeps every module frozen.
 MODULE_TYPES: dict[str, tuple[str, ...]] = {
     "both": ("heads", "filters"),
     "heads": ("heads",),
     "filters": ("filters",),
 }
+Modules = Literal["both", "heads", "filters"]
+
+
+@settings
+class SearchSettings:
+    """The module search (parameters_mask_search.yml, docs/method.md §2-3)."""
+
+    sparsity: float  # the share of modules that stays frozen
+    objective: Objective = "forget_retain"
+    lam: NonNegativeFloat = 1.0  # weight of the retain term of J
+    max_sweeps: NonNegativeInt = 10  # 0: the warm start alone
+    quota: Quota = "global"
+    modules: Modules = "both"
+    budget_in: Budget = "modules"
+
+    @field_validator("sparsity")
+    @classmethod
+    def _sparsity(cls, value: float) -> float:
+        if not 0.0 <= value < 1.0:
+            raise ValueError(f"sparsity={value!r} is not allowed: expected 0 <= sparsity < 1")
+        return value
+
 
 # A swap must raise J by more than this share of |J| (at least of 1): float64 rounding of the
 # gains is ~1e-14 relative, so nothing below it is a real improvement.
@@ -80,9 +107,8 @@ class ModuleSelection:
 
 
 def budget(n_modules: int, sparsity: float) -> int:
-    """Modules selected when a fraction ``sparsity`` of them stays frozen."""
-    if not 0.0 <= sparsity < 1.0:
-        raise ValueError(f"sparsity={sparsity!r} is not allowed: expected 0 <= sparsity < 1")
+    """Modules selected when a fraction ``sparsity`` of them stays frozen (0 <= sparsity < 1,
+    checked by :class:`SearchSettings`)."""
     return min(n_modules, math.ceil(round((1.0 - sparsity) * n_modules, 9)))
 
 
@@ -361,14 +387,7 @@ def warm_start_greedy(
     forget_filters: torch.Tensor,
     retain_heads: torch.Tensor | None,
     retain_filters: torch.Tensor | None,
-    sparsity: float,
-    objective: Objective = "forget_retain",
-    lam: float = 1.0,
-    max_sweeps: int = 10,
-    greedy: bool = True,
-    quota: str = "global",
-    modules: str = "both",
-    budget_in: str = "modules",
+    settings: SearchSettings,
     module_sizes: tuple[int, int] = (1, 1),
 ) -> tuple[ModuleSelection, list[dict[str, float | str]]]:
     """Select heads and filters to unlearn; returns the selection and the objective per stage.
@@ -391,73 +410,93 @@ def warm_start_greedy(
     iteration: search with ``lam`` (the start), then again with ``lam`` = the ratio found,
     while the ratio rises (at most ``RATIO_ITERATIONS`` searches).
     """
-    if objective not in OBJECTIVES:
-        raise ValueError(f"objective={objective!r} is not allowed: expected one of {OBJECTIVES}")
-    if lam < 0:
-        raise ValueError(f"lam={lam!r} is not allowed: expected lam >= 0")
-    if quota not in QUOTAS:
-        raise ValueError(f"quota={quota!r} is not allowed: expected one of {QUOTAS}")
-    if modules not in MODULE_TYPES:
-        allowed = tuple(MODULE_TYPES)
-        raise ValueError(f"modules={modules!r} is not allowed: expected one of {allowed}")
-    if budget_in not in BUDGETS:
-        raise ValueError(f"budget_in={budget_in!r} is not allowed: expected one of {BUDGETS}")
     if min(module_sizes) < 1:
         raise ValueError(f"module_sizes={module_sizes!r} is not allowed: expected sizes >= 1")
-    use_retain = objective == "ratio" or (objective == "forget_retain" and lam > 0)
+    objective = settings.objective
+    use_retain = objective == "ratio" or (objective == "forget_retain" and settings.lam > 0)
     if use_retain and (retain_heads is None or retain_filters is None):
         raise ValueError(f"objective={objective!r} needs retain-set mask gradients")
-    included = MODULE_TYPES[modules]
     sets = {
         "heads": [forget_heads, retain_heads] if use_retain else [forget_heads],
         "filters": [forget_filters, retain_filters] if use_retain else [forget_filters],
     }
-    energies = {kind: [_energy(g) for g in grads] for kind, grads in sets.items()}
-    # 1 / tr F of each side: per type, or over the unlearned types together (one budget)
-    units: dict[str, list[float]] = {}
-    for kind in sets:
-        pooled = included if budget_in == "parameters" and kind in included else (kind,)
-        totals = [
-            sum(float(energies[k][side].sum()) for k in pooled) for side in range(len(sets[kind]))
-        ]
-        units[kind] = [1.0 / t if t > 0 else 1.0 for t in totals]
-    sizes = dict(zip(("heads", "filters"), module_sizes, strict=True))
-    n_sweeps = max_sweeps if greedy else 0
+    search = _Search(sets, settings, dict(zip(("heads", "filters"), module_sizes, strict=True)))
+    found = search.run(settings.lam)
+    chosen, values, swaps = search.dinkelbach(found) if objective == "ratio" else found
+    return ModuleSelection(chosen["heads"], chosen["filters"]), _trace(values, swaps)
 
-    def search(
-        weight: float, start: dict[str, torch.Tensor] | None = None
-    ) -> tuple[dict[str, torch.Tensor], dict, dict]:
+
+Searched = tuple[dict[str, torch.Tensor], dict[str, list], dict[str, list]]
+
+
+class _Search:
+    """One search of every module type at a given retain weight, from the warm start or from a
+    given selection; the ratio objective runs it again (Dinkelbach's iteration)."""
+
+    def __init__(
+        self, sets: dict[str, list[torch.Tensor]], settings: SearchSettings, sizes: dict[str, int]
+    ) -> None:
+        self.sets, self.settings, self.sizes = sets, settings, sizes
+        self.included = MODULE_TYPES[settings.modules]
+        energies = {kind: [_energy(g) for g in grads] for kind, grads in sets.items()}
+        self.energies = energies
+        # 1 / tr F of each side: per type, or over the unlearned types together (one budget)
+        self.units: dict[str, list[float]] = {}
+        for kind in sets:
+            pooled = (
+                self.included
+                if settings.budget_in == "parameters" and kind in self.included
+                else (kind,)
+            )
+            totals = [
+                sum(float(energies[k][side].sum()) for k in pooled)
+                for side in range(len(sets[kind]))
+            ]
+            self.units[kind] = [1.0 / t if t > 0 else 1.0 for t in totals]
+
+    def run(self, weight: float, start: dict[str, torch.Tensor] | None = None) -> Searched:
+        """Warm start (or ``start``), then the greedy sweeps, with ``lam = weight``."""
         scales = {
-            k: [u * (1.0 if side == 0 else -weight) for side, u in enumerate(units[k])]
-            for k in sets
+            k: [u * (1.0 if side == 0 else -weight) for side, u in enumerate(self.units[k])]
+            for k in self.sets
         }
-        scores = {
-            k: sum(s * e for s, e in zip(scales[k], energies[k], strict=True)) for k in sets
-        }  # warm start: J({i})
-        warm = start or _warm_start(
-            scores, sparsity, quota, included, sizes if budget_in == "parameters" else None
-        )
+        scores = {  # warm start: J({i})
+            k: sum(s * e for s, e in zip(scales[k], self.energies[k], strict=True))
+            for k in self.sets
+        }
+        s = self.settings
+        sizes = self.sizes if s.budget_in == "parameters" else None
+        warm = start or _warm_start(scores, s.sparsity, s.quota, self.included, sizes)
         chosen, values, swaps = {}, {}, {}
-        for k in sets:
+        for k in self.sets:
             chosen[k], values[k], swaps[k] = _refine(
-                sets[k], scales[k], scores[k], warm[k], n_sweeps
+                self.sets[k], scales[k], scores[k], warm[k], s.max_sweeps
             )
         return chosen, values, swaps
 
-    chosen, values, swaps = search(lam)
-    if objective == "ratio":
-        ratio = _ratio(sets, units, chosen)
+    def dinkelbach(self, found: Searched) -> Searched:
+        """Search again with ``lam`` = the last ratio, from a fresh warm start and from the
+        last selection, while the ratio rises."""
+        ratio = _ratio(self.sets, self.units, found[0])
         for _ in range(RATIO_ITERATIONS - 1):
             if not math.isfinite(ratio):
                 break
-            candidates = [search(ratio), search(ratio, chosen)]
-            improved, best = max((_ratio(sets, units, c[0]), i) for i, c in enumerate(candidates))
+            candidates = [self.run(ratio), self.run(ratio, found[0])]
+            improved, best = max(
+                (_ratio(self.sets, self.units, c[0]), i) for i, c in enumerate(candidates)
+            )
             if improved <= ratio * (1 + RELATIVE_TOLERANCE):
                 break
-            (chosen, values, swaps), ratio = candidates[best], improved
+            found, ratio = candidates[best], improved
+        return found
 
-    # A layer is left as it is after a sweep without swaps, so the whole search's sweep s is
-    # each layer's sweep min(s, its last): the same trace as running every layer sweep by sweep.
+
+def _trace(values: dict[str, list], swaps: dict[str, list]) -> list[dict[str, float | str]]:
+    """J of each type and the swaps after the warm start and each sweep.
+
+    A layer is left as it is after a sweep without swaps, so the whole search's sweep s is
+    each layer's sweep min(s, its last): the same trace as running every layer sweep by sweep.
+    """
     trace: list[dict[str, float | str]] = []
     for sweep in range(max(len(s) for kind in swaps.values() for s in kind) + 1):
         entry: dict[str, float | str] = {"stage": f"sweep_{sweep}" if sweep else "warm_start"}
@@ -465,7 +504,7 @@ def warm_start_greedy(
             entry[f"objective_{kind}"] = sum(v[min(sweep, len(v) - 1)] for v in values[kind])
             entry[f"swaps_{kind}"] = sum(s[sweep - 1] for s in swaps[kind] if 0 < sweep <= len(s))
         trace.append(entry)
-    return ModuleSelection(chosen["heads"], chosen["filters"]), trace
+    return trace
 
 
 def _ratio(

@@ -12,6 +12,8 @@ exactly the top ``budget(weights, sparsity)`` of all weights.
 
 from __future__ import annotations
 
+from typing import Literal
+
 import torch
 from torch import nn
 from tqdm.auto import tqdm
@@ -19,9 +21,21 @@ from tqdm.auto import tqdm
 from mape_unlearn.core.architectures import layout_of
 from mape_unlearn.core.encoding import TokenBatch
 from mape_unlearn.core.losses import answer_nll, mean_answer_nll
-from mape_unlearn.core.search import ModuleSelection, budget, warm_start_greedy
+from mape_unlearn.core.search import ModuleSelection, Objective, budget
+from mape_unlearn.core.settings import settings
 
 PARAMETER_SELECTORS: tuple[str, ...] = ("salun", "sa")
+
+
+@settings
+class Selector:
+    """How a compared method chooses the weights it updates (parameters_evaluate.yml,
+    ``baselines``)."""
+
+    kind: Literal["modules", "random_modules", "full", "salun", "sa"]
+    objective: Objective | None = None  # modules: the search objective (None: the search's)
+    greedy: bool = True  # modules: greedy sweeps after the warm start, or the warm start alone
+    seed: int = 0  # random_modules: the draw
 
 
 def random_modules(model: nn.Module, sparsity: float, seed: int) -> ModuleSelection:
@@ -134,34 +148,3 @@ def top_k_masks(scores: dict[str, torch.Tensor], k: int) -> dict[str, torch.Tens
         chosen[tied[: k - int(chosen.sum())]] = True
     parts = chosen.cpu().split([s.numel() for s in scores.values()])
     return {name: part.view(s.shape) for (name, s), part in zip(scores.items(), parts, strict=True)}
-
-
-def searched_modules(
-    forget: dict[str, torch.Tensor],
-    retain: dict[str, torch.Tensor],
-    retain_rows_kept: list[bool],
-    sparsity: float,
-    objective: str,
-    lam: float,
-    max_sweeps: int,
-    quota: str,
-    modules: str,
-    budget_in: str,
-    module_sizes: tuple[int, int],
-) -> tuple[ModuleSelection, list[dict[str, float | str]]]:
-    """The module search on stored mask gradients, retain rows of forgotten people dropped."""
-    keep = torch.tensor(retain_rows_kept, dtype=torch.bool)
-    return warm_start_greedy(
-        forget["heads"],
-        forget["filters"],
-        retain["heads"][keep],
-        retain["filters"][keep],
-        sparsity=sparsity,
-        objective=objective,
-        lam=lam,
-        max_sweeps=max_sweeps,
-        quota=quota,
-        modules=modules,
-        budget_in=budget_in,
-        module_sizes=module_sizes,
-    )

@@ -12,20 +12,24 @@ from __future__ import annotations
 
 import logging
 import random
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import pandas as pd
 import torch
 from torch import nn
 
-from mape_unlearn.core.architectures import module_parameter_masks, module_sizes
+from mape_unlearn.core.device import resolve_device
 from mape_unlearn.core.encoding import TokenBatch
 from mape_unlearn.core.importance import MaskGradients, per_sample_mask_gradients
+from mape_unlearn.core.methods import DeletionRequest, select_and_unlearn
 from mape_unlearn.core.metrics import teacher_forced_stats
-from mape_unlearn.core.search import warm_start_greedy
-from mape_unlearn.core.unlearning import UnlearnSettings, masked_unlearn
+from mape_unlearn.core.search import SearchSettings
+from mape_unlearn.core.selection import Selector
+from mape_unlearn.core.unlearning import UnlearnSettings
 
 log = logging.getLogger(__name__)
+
+MODULE_MASK = Selector(kind="modules")  # the search of ``mask_search``, as it is configured
 
 
 @dataclass(frozen=True)
@@ -38,49 +42,32 @@ class Request:
     retain_rows_kept: torch.Tensor  # [n_r] bool: retain-gradient rows of people still retained
 
 
-@dataclass(frozen=True)
-class SearchSettings:
-    """The module search of `mask_search`, repeated for each request."""
-
-    sparsity: float
-    objective: str
-    lam: float
-    max_sweeps: int
-    quota: str
-    modules: str
-    budget_in: str
-
-
 def successive_unlearning(
     model: nn.Module,
     requests: list[Request],
     holdout: TokenBatch,
     retain_gradients: MaskGradients,
-    search: SearchSettings,
-    settings: UnlearnSettings,
+    settings: tuple[SearchSettings, UnlearnSettings],
     target_forget_accuracy: float | None,
     importance_batch_size: int,
-    device: torch.device,
 ) -> list[dict[str, float]]:
     """Serve ``requests`` in order; one row of metrics per request and measured split."""
+    search, unlearn = settings
+    device = resolve_device(unlearn.device)
     rows: list[dict[str, float]] = []
     for number, request in enumerate(requests, start=1):
         forget_gradients = per_sample_mask_gradients(
             model, request.forget, importance_batch_size, device, description=f"request {number}"
         )
         keep = request.retain_rows_kept
-        selection, _ = warm_start_greedy(
-            forget_gradients.heads,
-            forget_gradients.filters,
-            retain_gradients.heads[keep],
-            retain_gradients.filters[keep],
-            **asdict(search),
-            module_sizes=module_sizes(model),
+        served = DeletionRequest(
+            request.forget,
+            request.retain,
+            target_forget_accuracy,
+            forget_gradients,
+            MaskGradients(retain_gradients.heads[keep], retain_gradients.filters[keep]),
         )
-        masks = module_parameter_masks(model, selection.heads, selection.filters)
-        model, trace = masked_unlearn(
-            model, request.forget, request.retain, masks, settings, target_forget_accuracy, device
-        )
+        model, trace, cost = select_and_unlearn(model, MODULE_MASK, served, search, unlearn)
         measured = {
             "request": request.forget,
             "forgotten so far": request.forgotten,
@@ -88,14 +75,14 @@ def successive_unlearning(
             "holdout": holdout,
         }
         for split, data in measured.items():
-            stats = teacher_forced_stats(model, data, settings.batch_size, device)
-            rows.append({"request": number, "split": split, "steps": trace[-1]["step"], **stats})
+            stats = teacher_forced_stats(model, data, unlearn.batch_size, device)
+            rows.append({"request": number, "split": split, "steps": cost["steps"], **stats})
         log.info(
-            "request %d: %d steps, %d heads and %d filters re-searched",
+            "request %d: %d steps, %d of %d weights re-searched",
             number,
-            trace[-1]["step"],
-            int(selection.heads.sum()),
-            int(selection.filters.sum()),
+            cost["steps"],
+            cost["trainable_parameters"],
+            sum(p.numel() for p in model.parameters()),
         )
     return rows
 

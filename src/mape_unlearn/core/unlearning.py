@@ -22,67 +22,51 @@ import copy
 import logging
 import math
 from collections.abc import Iterator
-from dataclasses import dataclass
+from typing import Literal, get_args
 
 import torch
 import torch.nn.functional as F
+from pydantic import NonNegativeFloat, PositiveFloat, PositiveInt
 from torch import nn
 from tqdm.auto import tqdm
 
 from mape_unlearn.core.compact import CompactUpdate, compact_slices
 from mape_unlearn.core.distributed import all_reduce_sum, local_rows, rank_and_world, shard_bounds
-from mape_unlearn.core.encoding import IGNORE, TOKEN_VIEWS, TokenBatch, scored_on
+from mape_unlearn.core.encoding import IGNORE, TokenBatch, TokenView, scored_on
 from mape_unlearn.core.losses import answer_nll, answer_token_logits, mean_answer_nll
 from mape_unlearn.core.metrics import teacher_forced_stats
+from mape_unlearn.core.settings import settings
 
 log = logging.getLogger(__name__)
 
-RULES: tuple[str, ...] = ("ga", "gd", "npo", "so")
+Rule = Literal["ga", "gd", "npo", "so"]
+RULES: tuple[str, ...] = get_args(Rule)
 # what "forget accuracy" means along a run and for the stop: see metrics.teacher_forced_stats
-STOP_METRICS: tuple[str, ...] = (
-    "answer_token_accuracy",
-    "exact_match",
-    "fact_accuracy",
-    "fact_exact_match",
-)
+StopMetric = Literal["answer_token_accuracy", "exact_match", "fact_accuracy", "fact_exact_match"]
+STOP_METRICS: tuple[str, ...] = get_args(StopMetric)
 
 
-@dataclass(frozen=True)
+@settings
 class UnlearnSettings:
-    """How to unlearn: the base rule, its weights, the step budget and the trace."""
+    """How to unlearn (parameters_unlearn.yml): the base rule, its weights, the step budget,
+    the trace and where to stop."""
 
-    rule: str  # one of RULES
-    lr: float  # Adam's step size; for `so`, the Newton step size (1 = a full damped step)
-    max_steps: int
-    alpha: float  # weight of the retain NLL (gd, npo)
-    beta: float  # npo: inverse temperature
-    damping: float  # so: added to the diagonal retain Fisher, relative to its mean
-    kl_weight: float  # weight of KL(original || model) on retain batches; 0 = off
-    batch_size: int
-    eval_every: int  # steps between trace checkpoints (forget and retain accuracy)
-    probe_retain_samples: int  # retain rows whose accuracy the trace records
-    stop_metric: str  # one of STOP_METRICS: the trace's forget and retain "accuracy"
-    forget_tokens: str  # one of TOKEN_VIEWS: what the forget term scores (docs/method.md §4)
+    rule: Rule
+    lr: PositiveFloat  # Adam's step size; for `so`, the Newton step size (1 = a full damped step)
+    max_steps: PositiveInt
+    alpha: NonNegativeFloat  # weight of the retain NLL (gd, npo)
+    beta: PositiveFloat  # npo: inverse temperature
+    damping: PositiveFloat  # so: added to the diagonal retain Fisher, relative to its mean
+    kl_weight: NonNegativeFloat  # weight of KL(original || model) on retain batches; 0 = off
+    batch_size: PositiveInt
+    eval_every: PositiveInt  # steps between trace checkpoints (forget and retain accuracy)
+    probe_retain_samples: PositiveInt  # retain rows whose accuracy the trace records
+    stop_metric: StopMetric  # the trace's forget and retain "accuracy"
+    forget_tokens: TokenView  # what the forget term scores (docs/method.md §4)
     seed: int
-
-    def __post_init__(self) -> None:
-        if self.rule not in RULES:
-            raise ValueError(f"rule={self.rule!r} is not allowed: expected one of {RULES}")
-        if self.forget_tokens not in TOKEN_VIEWS:
-            raise ValueError(
-                f"forget_tokens={self.forget_tokens!r} is not allowed: expected one of "
-                f"{TOKEN_VIEWS}"
-            )
-        if self.stop_metric not in STOP_METRICS:
-            raise ValueError(
-                f"stop_metric={self.stop_metric!r} is not allowed: expected one of {STOP_METRICS}"
-            )
-        if not (math.isfinite(self.lr) and self.lr > 0):
-            raise ValueError(f"lr={self.lr!r} is not allowed: expected a positive number")
-        for name in ("max_steps", "batch_size", "eval_every", "probe_retain_samples"):
-            value = getattr(self, name)
-            if not (isinstance(value, int) and value > 0):
-                raise ValueError(f"{name}={value!r} is not allowed: expected a positive integer")
+    stop_at_retrain_level: bool = True  # stop once forget accuracy reaches the target level
+    target: Literal["retrain", "holdout"] = "retrain"  # whose level that is
+    device: str = "auto"  # core.device.resolve_device
 
 
 def forget_term(
@@ -226,49 +210,24 @@ def masked_unlearn(
 ) -> tuple[nn.Module, list[dict[str, float]]]:
     """Unlearn ``forget`` from a copy of ``model``; returns it and the per-step trace.
 
-    Loss per step (forget batch f, retain batch r, original model as reference):
-    ``ga``: ``-L(f)``; ``gd``: ``-L(f) + alpha L(r)``; ``npo``: ``NPO(f) + alpha L(r)``
-    (see :func:`forget_term`); ``so``: a damped Newton step on ``-L(f)`` with the diagonal
-    retain Fisher as curvature, ``d = grad L(f) / (F_r + damping * mean F_r)``, which moves
-    least the weights the retain set depends on, taken with length ``lr`` (``theta += lr * d /
-    rms(d)``: a trust region, since the empirical Fisher of a converged model is tiny and a raw
-    Newton step would be huge). ``kl_weight`` adds
-    ``KL(original || model)`` on r to any rule. ``forget_tokens: fact`` scores f on its fact
-    tokens only. The trace starts at step 0 (the model as given); every ``eval_every`` steps,
-    and every step once the target is near, it records forget accuracy and the accuracy of a
-    fixed retain subsample (the forget/utility trajectory), both measured by ``stop_metric``.
-    Stops after ``max_steps``, when forget accuracy reaches ``target_forget_accuracy`` (at
-    step 0 when it is there already: nothing to unlearn), or at the first non-finite loss,
-    restoring the weights of the last step whose loss was finite. ``compact`` trains masks of whole
-    rows/columns as small deltas (:mod:`~mape_unlearn.core.compact`; the same result to float
-    rounding, with a fraction of the memory); ``False`` forces the dense masked path.
+    The loss of each step and rule: :func:`_backward` (``so``'s Newton step:
+    :func:`_newton_direction`). The trace starts at step 0 (the model as given); every
+    ``eval_every`` steps, and every step once the target is near, it records forget accuracy
+    and the accuracy of a fixed retain subsample (the forget/utility trajectory), both by
+    ``stop_metric``. Stops after ``max_steps``, when forget accuracy reaches
+    ``target_forget_accuracy`` (at step 0 when it is there already: nothing to unlearn), or at
+    the first non-finite loss, restoring the weights of the last step whose loss was finite.
+    ``compact`` trains masks of whole rows/columns as small deltas (core/compact.py; the same
+    result to float rounding, with a fraction of the memory); ``False`` forces the dense path.
     """
     s = settings
     needs_reference = s.rule == "npo" or s.kl_weight > 0
     reference = model.to(device).eval() if needs_reference else None  # never optimised
-    slices = compact_slices(model, parameter_masks) if compact else {}
-    # the dense path: whole tensors, gradients masked unless every entry is selected
-    dense = {n: m.to(device) for n, m in parameter_masks.items() if n not in slices}
-    model, shared = _working_copy(model, set(dense))
-    model = model.to(device).eval()  # dropout off: steps depend on data alone
-    update = CompactUpdate(model, slices)
-    masks = {name: mask for name, mask in dense.items() if not mask.all()}
-    trainable: dict[str, torch.Tensor] = {}
-    for name, param in model.named_parameters():
-        param.requires_grad_(name in dense)
-        if name in dense:
-            trainable[name] = param
-    trainable.update(update.parameters())
-    curvature: dict[str, torch.Tensor] = {}
-    if s.rule == "so":
-        fisher = diagonal_retain_fisher(model, retain, trainable, s.batch_size, device)
-        selected = [fisher[n][masks[n]] if n in masks else fisher[n].flatten() for n in fisher]
-        mean = float(torch.cat(selected).mean()) if selected else 1.0
-        damping = s.damping * mean + torch.finfo(torch.float32).tiny
-        curvature = {name: f.add_(damping) for name, f in fisher.items()}  # in place: no copy
-        optimizer: torch.optim.Optimizer = torch.optim.SGD(trainable.values(), lr=s.lr)
-    else:
-        optimizer = torch.optim.Adam(trainable.values(), lr=s.lr, weight_decay=0.0)
+    model, shared, update, trainable, masks = _trainable_copy(
+        model, parameter_masks, device, compact
+    )
+    optimizer, curvature = _optimizer(model, retain, trainable, masks, s, device)
+    take_step = _Stepper(model, reference, optimizer, trainable, masks, curvature, s)
     generator = torch.Generator().manual_seed(s.seed)
     forget_batches = _endless(scored_on(forget, s.forget_tokens), s.batch_size, generator)
     retain_batches = _endless(retain, s.batch_size, generator)
@@ -276,72 +235,158 @@ def masked_unlearn(
     trace = [{"step": 0, **levels.measure(model)}]
     done = _reached(trace[0], target_forget_accuracy)
     if done:
-        log.warning(
-            "nothing to unlearn: the model's forget %s is %.3f, already at or below the "
-            "target %.3f (the forget set follows from the rest of the data, or was never "
-            "learnt); the model is returned unchanged",
-            s.stop_metric,
-            trace[0]["forget_accuracy"],
-            target_forget_accuracy,
-        )
-    weight = 0.0 if s.rule in ("ga", "so") else s.alpha
-    last_finite: dict[str, torch.Tensor] = {}
+        _nothing_to_unlearn(trace[0], s.stop_metric, target_forget_accuracy)
     progress = tqdm(range(1, s.max_steps + 1), desc="unlearn", leave=False)
-    anchored = reference is not None and s.kl_weight > 0
     next_check = s.eval_every
     for step in progress:
         if done:
             break
-        # one backward per batch (their gradients add up): a single batch's activations are
-        # alive at a time, and the retain pass keeps no graph when its loss has no weight
-        optimizer.zero_grad(set_to_none=True)
-        forget_part, forget_loss = forget_term(
-            s.rule, model, reference, next(forget_batches).to(device), s.beta
-        )
-        if forget_part.requires_grad:  # not on a rank with no rows of this batch
-            forget_part.backward()
-        retain_batch = next(retain_batches).to(device)
-        with torch.set_grad_enabled(weight > 0 or anchored):
-            _, retain_loss = _nll_share(model, retain_batch)
-            retain_part = weight * retain_loss
-            if anchored:
-                retain_part = retain_part + s.kl_weight * retain_kl(model, reference, retain_batch)
-        if retain_part.requires_grad:
-            retain_part.backward()
-        # the ranks' shares add up to the whole batches' values: every rank stops at one step
-        forget_part, retain_part, forget_loss, retain_loss = all_reduce_sum(
-            [t.detach() for t in (forget_part, retain_part, forget_loss, retain_loss)]
-        )
-        if not torch.isfinite(forget_part + retain_part):
-            _restore(trainable, last_finite, step)
-            trace.append({"step": step, "stopped_non_finite": 1.0})
-            break
-        _sum_gradients(list(trainable.values()))
-        for name, mask in masks.items():
-            trainable[name].grad.mul_(mask)
-        if curvature:
-            _newton_direction(trainable, curvature, masks)
-        last_finite = {name: param.detach().clone() for name, param in trainable.items()}
-        optimizer.step()
-        entry = {"step": step, "forget_loss": forget_loss.item(), "retain_loss": retain_loss.item()}
-        if step >= next_check or step == s.max_steps:
+        forget_batch = next(forget_batches).to(device)
+        entry = take_step(step, forget_batch, next(retain_batches).to(device))
+        if "stopped_non_finite" not in entry and (step >= next_check or step == s.max_steps):
             entry |= levels.measure(model)
             next_check = step + _steps_to_next_check(trace, entry, target_forget_accuracy, s)
             done = _reached(entry, target_forget_accuracy)
         trace.append(entry)
+        done = done or "stopped_non_finite" in entry
     progress.close()
     _unshare(shared)  # before the deltas are written: the caller's weights must stay as they are
     update.merge()
     for param in model.parameters():
         param.requires_grad_(True)
-    log.info(
-        "unlearned for %d steps (%s), %d trainable tensors (%d as compact slices)",
-        trace[-1]["step"],
-        s.rule,
-        len(trainable),
-        len(update.deltas),
-    )
+    log.info("unlearned for %d steps (%s), %d trainable tensors (%d as compact slices)",
+             trace[-1]["step"], s.rule, len(trainable), len(update.deltas))  # fmt: skip
     return model, trace
+
+
+def _trainable_copy(
+    model: nn.Module, parameter_masks: dict[str, torch.Tensor], device: torch.device, compact: bool
+) -> tuple[
+    nn.Module,
+    list[tuple[nn.Parameter, torch.Tensor]],
+    CompactUpdate,
+    dict[str, torch.Tensor],
+    dict[str, torch.Tensor],
+]:
+    """The working copy on ``device`` and what trains in it: compact slices as deltas, dense
+    tensors whole; returns also the shared storage to undo, and the masks of partly selected
+    dense tensors (gradients multiplied by them)."""
+    slices = compact_slices(model, parameter_masks) if compact else {}
+    # the dense path: whole tensors, gradients masked unless every entry is selected
+    dense = {n: m.to(device) for n, m in parameter_masks.items() if n not in slices}
+    model, shared = _working_copy(model, set(dense))
+    model = model.to(device).eval()  # dropout off: steps depend on data alone
+    update = CompactUpdate(model, slices)
+    trainable: dict[str, torch.Tensor] = {}
+    for name, param in model.named_parameters():
+        param.requires_grad_(name in dense)
+        if name in dense:
+            trainable[name] = param
+    trainable.update(update.parameters())
+    masks = {name: mask for name, mask in dense.items() if not mask.all()}
+    return model, shared, update, trainable, masks
+
+
+def _optimizer(
+    model: nn.Module,
+    retain: TokenBatch,
+    trainable: dict[str, torch.Tensor],
+    masks: dict[str, torch.Tensor],
+    s: UnlearnSettings,
+    device: torch.device,
+) -> tuple[torch.optim.Optimizer, dict[str, torch.Tensor]]:
+    """Adam, or for ``so`` plain steps along the Newton direction of the damped diagonal
+    retain Fisher (returned as the curvature; empty for the other rules)."""
+    if s.rule != "so":
+        return torch.optim.Adam(trainable.values(), lr=s.lr, weight_decay=0.0), {}
+    fisher = diagonal_retain_fisher(model, retain, trainable, s.batch_size, device)
+    selected = [fisher[n][masks[n]] if n in masks else fisher[n].flatten() for n in fisher]
+    mean = float(torch.cat(selected).mean()) if selected else 1.0
+    damping = s.damping * mean + torch.finfo(torch.float32).tiny
+    curvature = {name: f.add_(damping) for name, f in fisher.items()}  # in place: no copy
+    return torch.optim.SGD(trainable.values(), lr=s.lr), curvature
+
+
+def _backward(
+    model: nn.Module,
+    reference: nn.Module | None,
+    forget_batch: TokenBatch,
+    retain_batch: TokenBatch,
+    s: UnlearnSettings,
+) -> list[torch.Tensor]:
+    """One step's gradients; returns this rank's (forget part, retain part, forget NLL,
+    retain NLL) of the loss, detached.
+
+    Loss per step (forget batch f, retain batch r, original model as reference):
+    ``ga``: ``-L(f)``; ``gd``: ``-L(f) + alpha L(r)``; ``npo``: ``NPO(f) + alpha L(r)``
+    (:func:`forget_term`); ``so``: ``-L(f)``, whose gradient :func:`_newton_direction` turns
+    into a damped Newton step. ``kl_weight`` adds ``KL(original || model)`` on r to any rule;
+    ``forget_tokens: fact`` has scored f on its fact tokens only.
+
+    One backward per batch (their gradients add up): a single batch's activations are alive
+    at a time, and the retain pass keeps no graph when its loss has no weight.
+    """
+    forget_part, forget_loss = forget_term(s.rule, model, reference, forget_batch, s.beta)
+    if forget_part.requires_grad:  # not on a rank with no rows of this batch
+        forget_part.backward()
+    weight = 0.0 if s.rule in ("ga", "so") else s.alpha
+    anchored = reference is not None and s.kl_weight > 0
+    with torch.set_grad_enabled(weight > 0 or anchored):
+        _, retain_loss = _nll_share(model, retain_batch)
+        retain_part = weight * retain_loss
+        if anchored:
+            retain_part = retain_part + s.kl_weight * retain_kl(model, reference, retain_batch)
+    if retain_part.requires_grad:
+        retain_part.backward()
+    return [t.detach() for t in (forget_part, retain_part, forget_loss, retain_loss)]
+
+
+class _Stepper:
+    """One optimisation step: gradients of both terms, summed over ranks and masked, the
+    Newton direction for ``so``, the update; a non-finite loss restores the last weights."""
+
+    def __init__(
+        self,
+        model: nn.Module,
+        reference: nn.Module | None,
+        optimizer: torch.optim.Optimizer,
+        trainable: dict[str, torch.Tensor],
+        masks: dict[str, torch.Tensor],
+        curvature: dict[str, torch.Tensor],
+        settings: UnlearnSettings,
+    ) -> None:
+        self.model, self.reference, self.optimizer = model, reference, optimizer
+        self.trainable, self.masks, self.curvature = trainable, masks, curvature
+        self.settings = settings
+        self.last_finite: dict[str, torch.Tensor] = {}
+
+    def __call__(self, step: int, forget: TokenBatch, retain: TokenBatch) -> dict[str, float]:
+        self.optimizer.zero_grad(set_to_none=True)
+        losses = _backward(self.model, self.reference, forget, retain, self.settings)
+        # the ranks' shares add up to the whole batches' values: every rank stops at one step
+        forget_part, retain_part, forget_loss, retain_loss = all_reduce_sum(losses)
+        if not torch.isfinite(forget_part + retain_part):
+            _restore(self.trainable, self.last_finite, step)
+            return {"step": step, "stopped_non_finite": 1.0}
+        _sum_gradients(list(self.trainable.values()))
+        for name, mask in self.masks.items():
+            self.trainable[name].grad.mul_(mask)
+        if self.curvature:
+            _newton_direction(self.trainable, self.curvature, self.masks)
+        self.last_finite = {name: p.detach().clone() for name, p in self.trainable.items()}
+        self.optimizer.step()
+        return {"step": step, "forget_loss": forget_loss.item(), "retain_loss": retain_loss.item()}
+
+
+def _nothing_to_unlearn(start: dict[str, float], metric: str, target: float | None) -> None:
+    log.warning(
+        "nothing to unlearn: the model's forget %s is %.3f, already at or below the "
+        "target %.3f (the forget set follows from the rest of the data, or was never "
+        "learnt); the model is returned unchanged",
+        metric,
+        start["forget_accuracy"],
+        target,
+    )
 
 
 class _Levels:
@@ -439,7 +484,11 @@ def _newton_direction(
 ) -> None:
     """Replace each gradient by ``g / curvature``, scaled to unit RMS over the selected entries.
 
-    ``masks`` holds the partially selected tensors; every entry of the others is selected.
+    ``so``: a damped Newton step on ``-L(f)`` with the diagonal retain Fisher as curvature,
+    ``d = grad L(f) / (F_r + damping * mean F_r)``, which moves least the weights the retain
+    set depends on, taken with length ``lr`` (``theta += lr * d / rms(d)``: a trust region,
+    since the empirical Fisher of a converged model is tiny and a raw Newton step would be
+    huge). ``masks`` holds the partially selected tensors; every entry of the others is selected.
     """
     squares, count = 0.0, 0
     for name, param in params.items():

@@ -71,18 +71,7 @@ def evaluate_model(
             model, tokenizer, split, name, params.batch_size, device
         )
         samples.append(per_sample)
-    attack = params.relearn
-    summaries["relearn"] = relearning_attack(
-        model,
-        tokenizer,
-        forget_split,
-        attack.fraction,
-        attack.epochs,
-        attack.lr,
-        attack.batch_size,
-        attack.seed,
-        device,
-    )
+    summaries["relearn"] = relearning_attack(model, tokenizer, forget_split, params.relearn, device)
     return summaries, pd.concat(samples, ignore_index=True)
 
 

@@ -1,54 +1,16 @@
-"""Wiring of `evaluate`: the baselines (one namespace each), every model's metrics, the report.
+"""Wiring of `evaluate`: every model's metrics (one namespace each) and the report.
 
-A baseline is the `unlearn` stage's masked unlearning with other selected weights: the same
-nodes reused under the namespace ``baseline_<method>``. ``unlearned`` is the module mask. The
-sparsity sweep and successive requests are stages of their own (`sweep`, `successive`).
+The models are the original, ``unlearned`` (the module mask), each compared method's
+``<method>_model`` (the `unlearn` stage's baselines, added by the registry) and the retrain
+reference. The sparsity sweep and successive requests are stages of their own.
 """
 
 from kedro.pipeline import Node, Pipeline
 
 from mape_unlearn.pipelines.evaluate.nodes import evaluate_model, metrics_report
 from mape_unlearn.pipelines.evaluate.plots import plot_evaluation, plot_frontier
-from mape_unlearn.pipelines.unlearn.nodes import select_parameters
-from mape_unlearn.pipelines.unlearn.pipeline import UNLEARN_INPUTS, unlearn_node
 
 SHARED = ["original_model", "tokenizer", "forget_split", "retain_split", "holdout_split"]
-SELECTION_INPUTS = [
-    "original_model",
-    "tokenizer",
-    "forget_split",
-    "training_split",
-    "forget_mask_gradients",
-    "retain_mask_gradients",
-    "params:mask_search",
-    "params:selector",
-    "params:unlearn",
-]
-
-
-def _baseline(method: str) -> Pipeline:
-    base = Pipeline(
-        [
-            Node(select_parameters, SELECTION_INPUTS, "parameter_masks", name="select_parameters"),
-            unlearn_node(),
-        ]
-    )
-    shared = {name for name in SELECTION_INPUTS + UNLEARN_INPUTS if not name.startswith("params")}
-    return Pipeline(
-        base,
-        namespace=f"baseline_{method}",
-        inputs={name: name for name in shared - {"parameter_masks"}},
-        parameters={
-            "params:selector": f"params:baselines.{method}",
-            **{p: p for p in ("params:mask_search", "params:unlearn")},
-        },
-        outputs={
-            "parameter_masks": f"{method}_parameter_masks",
-            "unlearned_model": f"{method}_model",
-            "unlearning_trace": f"{method}_unlearning_trace",
-            "unlearning_cost": f"{method}_unlearning_cost",
-        },
-    )
 
 
 def _evaluation(model: str, world_facts: bool) -> Pipeline:
@@ -106,7 +68,6 @@ def create_pipeline(
     )
     return Pipeline(
         [
-            *map(_baseline, methods),
             *(_evaluation(model, world_facts) for model in models),
             report,
             plot,

@@ -1,11 +1,10 @@
-"""Figures of `evaluate`: the table as bars, the frontier, the sweep, successive requests."""
+"""Figures of `evaluate`: the table as bars and the frontier."""
 
 from __future__ import annotations
 
 from typing import Any
 
 import numpy as np
-import pandas as pd
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
@@ -67,47 +66,6 @@ def plot_frontier(unlearning_target: dict[str, float | None], **traces: list[dic
         title="forget/utility frontier",
         xlabel=f"forget {unlearning_target['stop_metric']} (lower = more forgotten)",
         ylabel=f"retain {unlearning_target['stop_metric']}",
-    )
-    figure.legend(loc="outside right upper")
-    return figure
-
-
-def plot_sweep(sparsity_sweep_table: pd.DataFrame) -> Figure:
-    """Utility at matched forgetting and steps to reach it, against sparsity, per method."""
-    figure = Figure(figsize=(10, 3.8), layout="constrained")
-    FigureCanvasAgg(figure)
-    utility, steps = figure.subplots(1, 2)
-    for method, points in sparsity_sweep_table.groupby("method", sort=False):
-        utility.plot(
-            points["sparsity"],
-            points["retain_accuracy_at_matched_forgetting"],
-            marker="o",
-            label=method,
-        )
-        steps.plot(points["sparsity"], points["steps_to_matched_forgetting"], marker="o")
-    utility.set(xlabel="sparsity", ylabel="retain accuracy at matched forgetting")
-    steps.set(xlabel="sparsity", ylabel="steps to matched forgetting")
-    figure.suptitle("sparsity sweep (missing point: retrain level not reached)")
-    figure.legend(loc="outside right upper")
-    return figure
-
-
-def plot_successive(
-    successive_unlearning: pd.DataFrame, unlearning_target: dict[str, float | None]
-) -> Figure:
-    """The stop metric per measured split after each successive request."""
-    figure = Figure(figsize=(7, 4), layout="constrained")
-    FigureCanvasAgg(figure)
-    axes = figure.subplots()
-    metric = unlearning_target["stop_metric"]
-    for split, rows in successive_unlearning.groupby("split", sort=False):
-        axes.plot(rows["request"], rows[metric], marker="o", label=split)
-    _retrain_level(axes, unlearning_target, vertical=False)
-    axes.set(
-        title="successive deletion requests",
-        xlabel="request",
-        ylabel=metric,
-        xticks=sorted(successive_unlearning["request"].unique()),
     )
     figure.legend(loc="outside right upper")
     return figure

@@ -9,9 +9,8 @@ import torch
 from transformers import PreTrainedModel
 
 from mape_unlearn.core.architectures import module_sizes
-from mape_unlearn.core.selection import searched_modules
+from mape_unlearn.core.search import SearchSettings, warm_start_greedy
 from mape_unlearn.core.splits import rows_not_forgotten
-from mape_unlearn.params import MaskSearchParams
 
 log = logging.getLogger(__name__)
 
@@ -22,23 +21,20 @@ def search_modules(
     retain_gradients: dict[str, torch.Tensor],
     training_split: pd.DataFrame,
     forget_split: pd.DataFrame,
-    params: MaskSearchParams,
+    params: SearchSettings,
 ) -> tuple[dict[str, torch.Tensor], list[dict[str, float | str]]]:
     """Select modules under the sparsity budget; the retain side excludes forgotten people.
 
     The model only says what a head and a filter weigh (``budget_in: parameters``)."""
-    selection, trace = searched_modules(
-        forget_gradients,
-        retain_gradients,
-        rows_not_forgotten(training_split, retain_gradients["rows"].tolist(), forget_split),
-        sparsity=params.sparsity,
-        objective=params.objective,
-        lam=params.lam,
-        max_sweeps=params.max_sweeps,
-        quota=params.quota,
-        modules=params.modules,
-        budget_in=params.budget_in,
-        module_sizes=module_sizes(original_model),
+    rows = retain_gradients["rows"].tolist()
+    keep = torch.tensor(rows_not_forgotten(training_split, rows, forget_split), dtype=torch.bool)
+    selection, trace = warm_start_greedy(
+        forget_gradients["heads"],
+        forget_gradients["filters"],
+        retain_gradients["heads"][keep],
+        retain_gradients["filters"][keep],
+        params,
+        module_sizes(original_model),
     )
     first, last = trace[0], trace[-1]
     log.info(

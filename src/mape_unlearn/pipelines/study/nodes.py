@@ -2,13 +2,14 @@
 
 Each run is one deletion request (a forget-set seed) with its own retrain reference; each
 variant is a selector plus overrides of ``mask_search`` and ``unlearn``, unlearned to matched
-forgetting and measured there. The stages' own node functions do the work; these nodes only
-vary their parameters.
+forgetting by the core's :func:`~mape_unlearn.core.methods.researched_unlearn` and measured
+there. These nodes only vary the settings.
 """
 
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -20,24 +21,14 @@ from mape_unlearn.core import tofu_metrics as tofu
 from mape_unlearn.core.device import resolve_device
 from mape_unlearn.core.encoding import encode_frame
 from mape_unlearn.core.evaluation import evaluate_split, membership_auc
+from mape_unlearn.core.importance import ImportanceSettings, MaskGradients, split_mask_gradients
+from mape_unlearn.core.methods import DeletionRequest, deletion_request, researched_unlearn
 from mape_unlearn.core.metrics import teacher_forced_stats
-from mape_unlearn.params import (
-    ForgetParams,
-    ImportanceParams,
-    MaskSearchParams,
-    SelectorParams,
-    StudyParams,
-    StudyRunParams,
-    UnlearnParams,
-)
-from mape_unlearn.pipelines.data_prep.nodes import choose_forget
-from mape_unlearn.pipelines.importance.nodes import mask_gradients
-from mape_unlearn.pipelines.unlearn.nodes import (
-    holdout_level,
-    retrain_level,
-    select_and_unlearn,
-    trace_outcome,
-)
+from mape_unlearn.core.search import SearchSettings
+from mape_unlearn.core.selection import Selector
+from mape_unlearn.core.splits import check_retain_size, choose_forget_people
+from mape_unlearn.core.unlearning import UnlearnSettings
+from mape_unlearn.params import ForgetParams, StudyParams, StudyRunParams, StudyVariant
 
 log = logging.getLogger(__name__)
 
@@ -59,25 +50,26 @@ HEADLINE = (
 def draw_request(
     training_split: pd.DataFrame, forget: ForgetParams, run: StudyRunParams
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """This run's deletion request: ``data_prep.forget`` with the run's seed."""
-    return choose_forget(
-        training_split, forget.model_copy(update={"seed": run.forget_seed, "ids": None})
+    """This run's deletion request: ``data_prep.forget``'s fraction with the run's seed."""
+    forget_split, retain_split = choose_forget_people(
+        training_split, forget.fraction, run.forget_seed
     )
+    check_retain_size(retain_split, forget.min_retain_rows)
+    return forget_split, retain_split
 
 
 def forget_mask_gradients(
     model: PreTrainedModel,
     tokenizer: PreTrainedTokenizerBase,
     forget_split: pd.DataFrame,
-    importance: ImportanceParams,
+    importance: ImportanceSettings,
     max_samples: int | None,
 ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
     """This run's forget-side mask gradients of the fact tokens and of every answer token
     (variants choose one by ``importance_tokens``)."""
-    return tuple(  # type: ignore[return-value]
-        mask_gradients(model, tokenizer, forget_split, importance, max_samples, tokens)
-        for tokens in ("fact", "answer")
-    )
+    fact = split_mask_gradients(model, tokenizer, forget_split, importance, max_samples, "fact")
+    answer = split_mask_gradients(model, tokenizer, forget_split, importance, max_samples, "answer")
+    return fact, answer
 
 
 def study_variants(
@@ -91,75 +83,70 @@ def study_variants(
     forget_fact_gradients: dict[str, torch.Tensor],
     forget_answer_gradients: dict[str, torch.Tensor],
     retain_gradients: dict[str, torch.Tensor],
-    search: MaskSearchParams,
-    unlearn: UnlearnParams,
+    search: SearchSettings,
+    unlearn: UnlearnSettings,
     baselines: dict[str, Any],
     study: StudyParams,
     run: StudyRunParams,
-    importance: ImportanceParams,
+    importance: ImportanceSettings,
 ) -> list[dict[str, Any]]:
     """Every variant unlearned on this run's request, measured at matched forgetting."""
-    device = resolve_device(unlearn.device)
-    reference = _forget_and_holdout(retrain_model, tokenizer, forget_split, holdout_split, unlearn)
-    for variant in study.variants:  # checked before any variant runs
-        kind = SelectorParams.model_validate(baselines[variant.selector]).kind
-        if variant.research_every and kind != "modules":
-            raise ValueError(
-                f"study variant {variant.name!r}: research_every={variant.research_every} is "
-                f"not allowed with selector {variant.selector!r} (kind {kind!r}): "
-                "only a module search can be re-run"
-            )
-    retain = teacher_forced_stats(
-        retrain_model, encode_frame(tokenizer, retain_split), unlearn.batch_size, device
+    return _unlearn_variants(
+        {"original": original_model, "retrain": retrain_model},
+        tokenizer,
+        {
+            "forget": forget_split,
+            "retain": retain_split,
+            "training": training_split,
+            "holdout": holdout_split,
+        },
+        {
+            "forget_fact": forget_fact_gradients,
+            "forget_answer": forget_answer_gradients,
+            "retain": retain_gradients,
+        },
+        (search, unlearn, importance),
+        {name: Selector(**spec) for name, spec in baselines.items()},
+        study,
+        run,
     )
-    rows = [
-        {"run": run.forget_seed, "variant": "retrain", **_measures(reference, retain, reference)}
-    ]
-    targets: dict[tuple[str, bool, str], dict[str, Any]] = {}
+
+
+def _unlearn_variants(
+    models: dict[str, PreTrainedModel],
+    tokenizer: PreTrainedTokenizerBase,
+    splits: dict[str, pd.DataFrame],
+    gradients: dict[str, dict[str, torch.Tensor]],
+    settings: tuple[SearchSettings, UnlearnSettings, ImportanceSettings],
+    baselines: dict[str, Selector],
+    study: StudyParams,
+    run: StudyRunParams,
+) -> list[dict[str, Any]]:
+    """:func:`study_variants` on the run's models, splits and gradients by name."""
+    for variant in study.variants:  # checked before any variant runs
+        _check_variant(variant, baselines)
+    search, unlearn, importance = settings
+    reference = _forget_and_holdout(models["retrain"], tokenizer, splits, unlearn)
+    rows = [{"run": run.forget_seed, "variant": "retrain", **reference["row"]}]
     for variant in study.variants:
-        variant_search = MaskSearchParams.model_validate(
-            {**search.model_dump(), **variant.mask_search}
-        )
-        variant_unlearn = UnlearnParams.model_validate({**unlearn.model_dump(), **variant.unlearn})
-        selector = SelectorParams.model_validate(baselines[variant.selector])
-        stop = (
-            variant_unlearn.stop_metric,
-            variant_unlearn.stop_at_retrain_level,
-            variant_unlearn.target,
-        )
-        if stop not in targets:  # the target level, measured once per stop criterion
-            references = {
-                "retrain": (retrain_model, forget_split),
-                "holdout": (original_model, holdout_split),
-            }
-            targets[stop] = _target_level(
-                *references[variant_unlearn.target], tokenizer, variant_unlearn
-            )
+        variant_unlearn = replace(unlearn, **variant.unlearn)
+        request = _request(models, tokenizer, splits, gradients, variant, variant_unlearn)
+        gradients_on = _regradient(tokenizer, splits, gradients, importance, variant)
         model, trace, cost = researched_unlearn(
-            original_model,
-            tokenizer,
-            (forget_split, retain_split, training_split),
-            (
-                forget_fact_gradients
-                if variant.importance_tokens == "fact"
-                else forget_answer_gradients,
-                retain_gradients,
-            ),
-            targets[stop],
-            (variant_search, selector, variant_unlearn, importance),
+            models["original"],
+            baselines[variant.selector],
+            request,
+            (replace(search, **variant.mask_search), variant_unlearn),
             variant.research_every,
-            variant.importance_tokens,
+            gradients_on,
         )
-        measured = _forget_and_holdout(model, tokenizer, forget_split, holdout_split, unlearn)
-        retain = teacher_forced_stats(
-            model, encode_frame(tokenizer, retain_split), unlearn.batch_size, device
-        )
+        measured = _forget_and_holdout(model, tokenizer, splits, unlearn, reference)
         rows.append(
             {
                 "run": run.forget_seed,
                 "variant": variant.name,
-                **{key: cost[key] for key in cost},
-                **_measures(measured, retain, reference),
+                **cost,
+                **measured["row"],
                 "trace": trace,
             }
         )
@@ -168,122 +155,117 @@ def study_variants(
             run.forget_seed,
             variant.name,
             cost["steps"],
-            retain["exact_match"],
+            rows[-1]["retain_exact_match"],
             rows[-1]["forget_quality"],
         )
     return rows
 
 
-def _target_level(
-    model: PreTrainedModel,
-    split: pd.DataFrame,
+def _check_variant(variant: StudyVariant, baselines: dict[str, Selector]) -> None:
+    kind = baselines[variant.selector].kind
+    if variant.research_every and kind != "modules":
+        raise ValueError(
+            f"study variant {variant.name!r}: research_every={variant.research_every} is "
+            f"not allowed with selector {variant.selector!r} (kind {kind!r}): "
+            "only a module search can be re-run"
+        )
+
+
+def _request(
+    models: dict[str, PreTrainedModel],
     tokenizer: PreTrainedTokenizerBase,
-    unlearn: UnlearnParams,
-) -> dict[str, Any]:
-    """The level a variant stops at: the unlearn stage's own node for its ``unlearn.target``."""
-    level = retrain_level if unlearn.target == "retrain" else holdout_level
-    return level(model, tokenizer, split, unlearn)
-
-
-def _measures(
-    measured: dict[str, Any], retain: dict[str, float], reference: dict[str, Any]
-) -> dict[str, float]:
-    """One model's row of the study: forgetting, privacy and utility at its stop."""
-    aucs = membership_auc(measured["samples"])
-    return {
-        "forget_answer_token_accuracy": measured["forget"]["answer_token_accuracy"],
-        "forget_fact_accuracy": measured["forget"]["fact_accuracy"],
-        "forget_exact_match": measured["forget"]["exact_match"],
-        "forget_fact_recall": measured["forget"]["fact_recall"],
-        "forget_quality": tofu.forget_quality(measured["ratios"], reference["ratios"]),
-        "mia_auc_min_k": aucs.get("min_k", np.nan),
-        "mia_gap_min_k": abs(aucs.get("min_k", np.nan) - 0.5),
-        "retain_answer_token_accuracy": retain["answer_token_accuracy"],
-        "retain_exact_match": retain["exact_match"],
-        "holdout_answer_token_accuracy": measured["holdout"]["answer_token_accuracy"],
-        "holdout_fact_accuracy": measured["holdout"]["fact_accuracy"],
-    }
-
-
-def researched_unlearn(
-    original_model: PreTrainedModel,
-    tokenizer: PreTrainedTokenizerBase,
-    splits: tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame],
-    gradients: tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]],
-    target: dict[str, float | str | None],
-    settings: tuple[MaskSearchParams, SelectorParams, UnlearnParams, ImportanceParams],
-    research_every: int,
-    forget_tokens: str = "fact",
-) -> tuple[PreTrainedModel, list[dict[str, float]], dict[str, Any]]:
-    """:func:`select_and_unlearn`, the mask searched again every ``research_every`` steps.
-
-    Each segment starts from the model the last one left: its mask gradients (forget rows, and
-    the same retain rows as the stored ones) are computed on that model, and unlearning goes on
-    with a fresh optimiser (and, for ``npo`` or a KL term, that model as the reference) until
-    the target or ``max_steps`` in all. ``research_every=0`` is a single search.
-    ``forget_tokens``: the tokens the forget-side gradients score.
-    """
-    forget_split, retain_split, training_split = splits
-    search, selector, unlearn, importance = settings
-    model, trace, cost, seconds, done = original_model, [], {}, 0.0, 0
-    while True:
-        steps_left = unlearn.max_steps - done
-        segment = unlearn.model_copy(
-            update={"max_steps": min(research_every or steps_left, steps_left)}
-        )
-        model, part, cost = select_and_unlearn(
-            model,
-            tokenizer,
-            forget_split,
-            retain_split,
-            training_split,
-            gradients,
-            target,
-            search,
-            selector,
-            segment,
-        )
-        part = part[1:] if trace else part  # a segment's step 0 is the last one's end
-        trace += [{**entry, "step": entry["step"] + done} for entry in part]
-        seconds, done = seconds + cost["seconds"], trace[-1]["step"]
-        if cost["reached_target"] or done >= unlearn.max_steps or "stopped_non_finite" in part[-1]:
-            break
-        retain_rows = len(gradients[1]["rows"])
-        gradients = (
-            mask_gradients(model, tokenizer, forget_split, importance, None, forget_tokens),
-            mask_gradients(model, tokenizer, training_split, importance, retain_rows, "answer"),
-        )
-    return (
-        model,
-        trace,
-        {
-            **cost,
-            "seconds": seconds,
-            "steps": done,
-            **trace_outcome(trace, target["forget_level"]),
-        },
+    splits: dict[str, pd.DataFrame],
+    gradients: dict[str, dict[str, torch.Tensor]],
+    variant: StudyVariant,
+    unlearn: UnlearnSettings,
+) -> DeletionRequest:
+    """The run's request as this variant sees it: its importance tokens, its stop level."""
+    whose = {"retrain": ("retrain", "forget"), "holdout": ("original", "holdout")}
+    model, split = whose[unlearn.target]
+    level = None
+    if unlearn.stop_at_retrain_level:
+        data = encode_frame(tokenizer, splits[split])
+        device = resolve_device(unlearn.device)
+        level = teacher_forced_stats(models[model], data, unlearn.batch_size, device)[
+            unlearn.stop_metric
+        ]
+    forget_gradients = gradients[f"forget_{variant.importance_tokens}"]
+    return deletion_request(
+        tokenizer,
+        splits["forget"],
+        splits["retain"],
+        level,
+        (forget_gradients, gradients["retain"], splits["training"]),
     )
+
+
+def _regradient(
+    tokenizer: PreTrainedTokenizerBase,
+    splits: dict[str, pd.DataFrame],
+    gradients: dict[str, dict[str, torch.Tensor]],
+    importance: ImportanceSettings,
+    variant: StudyVariant,
+) -> Any:
+    """The (forget, retain) mask gradients on a model being unlearned: the forget rows on the
+    variant's tokens, the stored retain rows (forgotten people dropped)."""
+    retain_rows = len(gradients["retain"]["rows"])
+
+    def gradients_on(model: torch.nn.Module) -> tuple[MaskGradients, MaskGradients]:
+        training, forget = splits["training"], splits["forget"]
+        tokens = variant.importance_tokens
+        forget_gradients = split_mask_gradients(model, tokenizer, forget, importance, None, tokens)
+        retain_gradients = split_mask_gradients(
+            model, tokenizer, training, importance, retain_rows, "answer"
+        )
+        request = deletion_request(
+            tokenizer,
+            forget,
+            splits["retain"],
+            None,
+            (forget_gradients, retain_gradients, training),
+        )
+        return request.forget_gradients, request.retain_gradients  # type: ignore[return-value]
+
+    return gradients_on
 
 
 def _forget_and_holdout(
     model: PreTrainedModel,
     tokenizer: PreTrainedTokenizerBase,
-    forget_split: pd.DataFrame,
-    holdout_split: pd.DataFrame,
-    unlearn: UnlearnParams,
+    splits: dict[str, pd.DataFrame],
+    unlearn: UnlearnSettings,
+    reference: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """TOFU metrics on forget and holdout: enough for forget quality and the MIA."""
+    """TOFU metrics on forget and holdout (enough for forget quality and the MIA) and retain
+    accuracy: the model's row of the study, against ``reference`` (None: the model itself)."""
     device = resolve_device(unlearn.device)
-    result: dict[str, Any] = {}
+    summary: dict[str, Any] = {}
     samples = []
-    for split, frame in (("forget", forget_split), ("holdout", holdout_split)):
-        result[split], per_sample = evaluate_split(
-            model, tokenizer, frame, split, unlearn.batch_size, device
+    for split in ("forget", "holdout"):
+        summary[split], per_sample = evaluate_split(
+            model, tokenizer, splits[split], split, unlearn.batch_size, device
         )
         samples.append(per_sample)
-    result["samples"] = pd.concat(samples, ignore_index=True)
-    result["ratios"] = samples[0].truth_ratio.to_numpy()
-    return result
+    retain = teacher_forced_stats(
+        model, encode_frame(tokenizer, splits["retain"]), unlearn.batch_size, device
+    )
+    ratios = samples[0].truth_ratio.to_numpy()
+    aucs = membership_auc(pd.concat(samples, ignore_index=True))
+    against = ratios if reference is None else reference["ratios"]
+    row = {
+        "forget_answer_token_accuracy": summary["forget"]["answer_token_accuracy"],
+        "forget_fact_accuracy": summary["forget"]["fact_accuracy"],
+        "forget_exact_match": summary["forget"]["exact_match"],
+        "forget_fact_recall": summary["forget"]["fact_recall"],
+        "forget_quality": tofu.forget_quality(ratios, against),
+        "mia_auc_min_k": aucs.get("min_k", np.nan),
+        "mia_gap_min_k": abs(aucs.get("min_k", np.nan) - 0.5),
+        "retain_answer_token_accuracy": retain["answer_token_accuracy"],
+        "retain_exact_match": retain["exact_match"],
+        "holdout_answer_token_accuracy": summary["holdout"]["answer_token_accuracy"],
+        "holdout_fact_accuracy": summary["holdout"]["fact_accuracy"],
+    }
+    return {"ratios": ratios, "row": row}
 
 
 def study_report(**runs: list[dict[str, Any]]) -> tuple[pd.DataFrame, pd.DataFrame, str]:

@@ -1,9 +1,9 @@
-"""Wiring of `study`: one namespace per run (deletion request), the stages' nodes reused.
+"""Wiring of `study`: one namespace per run (deletion request).
 
 Each run ``study_<run>`` draws its forget set, trains its own retrain reference (the `train`
-node), computes the forget-side mask gradients on fact and on answer tokens (the
-`importance` node) and unlearns every variant; the retain-side gradients and the original
-model are shared with the main stages.
+stage's retrain pipeline, given by the registry), computes the forget-side mask gradients on
+fact and on answer tokens and unlearns every variant; the retain-side gradients and the
+original model are shared with the main stages.
 """
 
 from kedro.pipeline import Node, Pipeline
@@ -15,7 +15,6 @@ from mape_unlearn.pipelines.study.nodes import (
     study_variants,
 )
 from mape_unlearn.pipelines.study.plots import plot_study
-from mape_unlearn.pipelines.train.nodes import train_like
 
 SHARED = [
     "original_model",
@@ -26,9 +25,28 @@ SHARED = [
 ]
 PARAMETERS = ["data_prep.forget", "train", "importance", "forget_importance.max_samples"]
 PARAMETERS += ["mask_search", "unlearn", "baselines", "study"]
+VARIANT_INPUTS = [
+    "original_model",
+    "retrain_model",
+    "tokenizer",
+    "forget_split",
+    "retain_split",
+    "training_split",
+    "holdout_split",
+    "forget_fact_mask_gradients",
+    "forget_answer_mask_gradients",
+    "retain_mask_gradients",
+    "params:mask_search",
+    "params:unlearn",
+    "params:baselines",
+    "params:study",
+    "params:run",
+    "params:importance",
+]
 
 
-def _run(run: str) -> Pipeline:
+def _run(run: str, retrain: Pipeline) -> Pipeline:
+    """Run ``run`` in its namespace; ``retrain`` trains ``retrain_model`` on ``retain_split``."""
     base = Pipeline(
         [
             Node(
@@ -37,12 +55,7 @@ def _run(run: str) -> Pipeline:
                 ["forget_split", "retain_split"],
                 name="draw_request",
             ),
-            Node(
-                train_like,
-                ["retain_split", "tokenizer", "original_model", "params:train"],
-                ["retrain_model", "retrain_history"],
-                name="retrain",
-            ),
+            retrain,
             Node(
                 forget_mask_gradients,
                 [
@@ -55,29 +68,7 @@ def _run(run: str) -> Pipeline:
                 ["forget_fact_mask_gradients", "forget_answer_mask_gradients"],
                 name="forget_mask_gradients",
             ),
-            Node(
-                study_variants,
-                [
-                    "original_model",
-                    "retrain_model",
-                    "tokenizer",
-                    "forget_split",
-                    "retain_split",
-                    "training_split",
-                    "holdout_split",
-                    "forget_fact_mask_gradients",
-                    "forget_answer_mask_gradients",
-                    "retain_mask_gradients",
-                    "params:mask_search",
-                    "params:unlearn",
-                    "params:baselines",
-                    "params:study",
-                    "params:run",
-                    "params:importance",
-                ],
-                "variants",
-                name="study_variants",
-            ),
+            Node(study_variants, VARIANT_INPUTS, "variants", name="study_variants"),
         ]
     )
     return Pipeline(
@@ -92,12 +83,17 @@ def _run(run: str) -> Pipeline:
     )
 
 
-def create_pipeline(runs: tuple[str, ...] = (), **kwargs) -> Pipeline:
-    """One namespace per run of ``study_runs``, then the table and figure across runs."""
+def create_pipeline(
+    runs: tuple[str, ...] = (), retrain: Pipeline | None = None, **kwargs
+) -> Pipeline:
+    """One namespace per run of ``study_runs``, then the table and figure across runs;
+    ``retrain``: the pipeline that trains a retrain reference (needed when there are runs)."""
+    if runs and retrain is None:
+        raise ValueError("the study's runs need a retrain pipeline (see pipeline_registry)")
     results = {run: f"study_{run}_variants" for run in runs}
     return Pipeline(
         [
-            *map(_run, runs),
+            *(_run(run, retrain) for run in runs),
             Node(
                 study_report,
                 results,

@@ -25,48 +25,9 @@ def plot_study(
     figure = Figure(figsize=(14, 6), layout="constrained")
     FigureCanvasAgg(figure)
     landing, trajectories = figure.subplots(1, 2, width_ratios=(3, 2))
-    columns = ["forget_exact_match", "retain_exact_match"]
-    grouped = study_results.groupby("variant", sort=False)[columns]
-    means, spreads = grouped.mean(), grouped.std().fillna(0.0)
-    floor = means["retain_exact_match"].max() - CLIP_BELOW_BEST
-    clipped = means[means["retain_exact_match"] < floor]
-    shown = means.drop(clipped.index)
     plain = [v.name for v in study.variants if not (v.mask_search or v.unlearn or v.research_every)]
-    for name, row in shown.iterrows():
-        highlighted = name in plain
-        landing.errorbar(
-            row["forget_exact_match"],
-            row["retain_exact_match"],
-            xerr=spreads.loc[name, "forget_exact_match"],
-            yerr=spreads.loc[name, "retain_exact_match"],
-            fmt="o" if highlighted else ".",
-            color="C3" if highlighted else "C0",
-            alpha=0.9 if highlighted else 0.5,
-            capsize=2,
-        )
-        landing.annotate(
-            name,
-            (row["forget_exact_match"], row["retain_exact_match"]),
-            xytext=(3, 3),
-            textcoords="offset points",
-            fontsize=8 if highlighted else 6,
-        )
-    landing.set_ylim(bottom=floor - 0.005)
-    if not clipped.empty:
-        names = ", ".join(f"{n} {v:.2f}" for n, v in clipped["retain_exact_match"].items())
-        landing.annotate(
-            f"below the axis (retain EM): {names}",
-            (0.01, 0.01),
-            xycoords="axes fraction",
-            fontsize=7,
-        )
-    landing.set(
-        title="at matched forgetting: mean ± sd over runs (red: selectors as configured)",
-        xlabel="forget exact match (answers still reproduced; retrain ≈ 0)",
-        ylabel="retain exact match",
-    )
-    first = next(iter(runs.values()), [])
-    for row in first:
+    _landing(landing, study_results, plain)
+    for row in next(iter(runs.values()), []):
         if row["variant"] not in plain:
             continue
         points = [e for e in row["trace"] if "retain_accuracy" in e]
@@ -84,3 +45,45 @@ def plot_study(
         ylabel="retain probe accuracy",
     )
     return figure
+
+
+def _landing(axes: Any, study_results: pd.DataFrame, plain: list[str]) -> None:
+    """Each variant's mean and sd at matched forgetting; ``plain`` ones highlighted."""
+    columns = ["forget_exact_match", "retain_exact_match"]
+    grouped = study_results.groupby("variant", sort=False)[columns]
+    means, spreads = grouped.mean(), grouped.std().fillna(0.0)
+    floor = means["retain_exact_match"].max() - CLIP_BELOW_BEST
+    clipped = means[means["retain_exact_match"] < floor]
+    for name, row in means.drop(clipped.index).iterrows():
+        highlighted = name in plain
+        axes.errorbar(
+            row["forget_exact_match"],
+            row["retain_exact_match"],
+            xerr=spreads.loc[name, "forget_exact_match"],
+            yerr=spreads.loc[name, "retain_exact_match"],
+            fmt="o" if highlighted else ".",
+            color="C3" if highlighted else "C0",
+            alpha=0.9 if highlighted else 0.5,
+            capsize=2,
+        )
+        axes.annotate(
+            name,
+            (row["forget_exact_match"], row["retain_exact_match"]),
+            xytext=(3, 3),
+            textcoords="offset points",
+            fontsize=8 if highlighted else 6,
+        )
+    axes.set_ylim(bottom=floor - 0.005)
+    if not clipped.empty:
+        names = ", ".join(f"{n} {v:.2f}" for n, v in clipped["retain_exact_match"].items())
+        axes.annotate(
+            f"below the axis (retain EM): {names}",
+            (0.01, 0.01),
+            xycoords="axes fraction",
+            fontsize=7,
+        )
+    axes.set(
+        title="at matched forgetting: mean ± sd over runs (red: selectors as configured)",
+        xlabel="forget exact match (answers still reproduced; retrain ≈ 0)",
+        ylabel="retain exact match",
+    )

@@ -7,18 +7,13 @@ import pandas as pd
 import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-from mape_unlearn.core.device import resolve_device
 from mape_unlearn.core.encoding import encode_frame
-from mape_unlearn.core.importance import MaskGradients
+from mape_unlearn.core.importance import ImportanceSettings, MaskGradients
+from mape_unlearn.core.search import SearchSettings
 from mape_unlearn.core.splits import rows_not_forgotten
-from mape_unlearn.core.successive import (
-    Request,
-    SearchSettings,
-    request_people,
-    successive_unlearning,
-)
-from mape_unlearn.params import ImportanceParams, MaskSearchParams, SuccessiveParams, UnlearnParams
-from mape_unlearn.pipelines.unlearn.nodes import unlearn_settings
+from mape_unlearn.core.successive import Request, request_people, successive_unlearning
+from mape_unlearn.core.unlearning import UnlearnSettings
+from mape_unlearn.params import SuccessiveParams
 
 
 def successive_requests(
@@ -29,9 +24,9 @@ def successive_requests(
     holdout_split: pd.DataFrame,
     retain_gradients: dict[str, torch.Tensor],
     target: dict[str, float | None],
-    search: MaskSearchParams,
-    unlearn: UnlearnParams,
-    importance: ImportanceParams,
+    search: SearchSettings,
+    unlearn: UnlearnSettings,
+    importance: ImportanceSettings,
     successive: SuccessiveParams,
 ) -> pd.DataFrame:
     """The forget request, then ``successive.requests - 1`` more of as many people each."""
@@ -57,10 +52,8 @@ def successive_requests(
         requests,
         encode_frame(tokenizer, holdout_split),
         MaskGradients(retain_gradients["heads"], retain_gradients["filters"]),
-        SearchSettings(**search.model_dump(include=set(SearchSettings.__dataclass_fields__))),
-        unlearn_settings(unlearn),
+        (search, unlearn),
         target["forget_level"],
         importance.batch_size,
-        resolve_device(unlearn.device),
     )
     return pd.DataFrame(rows)

@@ -3,8 +3,8 @@ the model the previous one left, and their figure."""
 
 from kedro.pipeline import Node, Pipeline
 
-from mape_unlearn.pipelines.evaluate.plots import plot_successive
 from mape_unlearn.pipelines.successive.nodes import successive_requests
+from mape_unlearn.pipelines.successive.plots import plot_successive
 
 
 def create_pipeline(**kwargs) -> Pipeline:

@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from typing import Any
 
 import pandas as pd
 import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-from mape_unlearn.params import MaskSearchParams, SelectorParams, SweepParams, UnlearnParams
-from mape_unlearn.pipelines.unlearn.nodes import select_and_unlearn
+from mape_unlearn.core.methods import deletion_request, select_and_unlearn
+from mape_unlearn.core.search import SearchSettings
+from mape_unlearn.core.selection import Selector
+from mape_unlearn.core.unlearning import UnlearnSettings
+from mape_unlearn.params import SweepParams
 
 log = logging.getLogger(__name__)
 
@@ -24,26 +28,20 @@ def sparsity_sweep(
     retain_gradients: dict[str, torch.Tensor],
     retain_split: pd.DataFrame,
     target: dict[str, float | None],
-    search: MaskSearchParams,
-    selector: SelectorParams,
-    unlearn: UnlearnParams,
+    search: SearchSettings,
+    selector: Selector,
+    unlearn: UnlearnSettings,
     sweep: SweepParams,
 ) -> list[dict[str, Any]]:
     """One method unlearned at each sparsity of the sweep: cost and trajectory per point."""
+    gradients = (forget_gradients, retain_gradients, training_split)
+    request = deletion_request(
+        tokenizer, forget_split, retain_split, target["forget_level"], gradients
+    )
     points = []
     for sparsity in sweep.sparsities:
-        _, trace, cost = select_and_unlearn(
-            original_model,
-            tokenizer,
-            forget_split,
-            retain_split,
-            training_split,
-            (forget_gradients, retain_gradients),
-            target,
-            search.model_copy(update={"sparsity": sparsity}),
-            selector,
-            unlearn,
-        )
+        at_sparsity = replace(search, sparsity=sparsity)
+        _, trace, cost = select_and_unlearn(original_model, selector, request, at_sparsity, unlearn)
         log.info(
             "sparsity %.2f: %d steps, retain accuracy at matched forgetting %.3f",
             sparsity,

@@ -7,8 +7,8 @@ criterion of ``unlearn``; only the sparsity of ``mask_search`` changes.
 
 from kedro.pipeline import Node, Pipeline
 
-from mape_unlearn.pipelines.evaluate.plots import plot_sweep
 from mape_unlearn.pipelines.sweep.nodes import sparsity_sweep, sweep_report
+from mape_unlearn.pipelines.sweep.plots import plot_sweep
 
 INPUTS = [
     "original_model",

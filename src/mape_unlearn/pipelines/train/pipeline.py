@@ -41,3 +41,9 @@ def create_pipeline(original: str = "trained", retrain: bool = True, **kwargs) -
     if retrain:
         models.append(_model("retrain", "retain_split", fit))
     return Pipeline(models, tags="train")
+
+
+def create_retrain_pipeline() -> Pipeline:
+    """A fresh model like the original, trained on ``retain_split`` as ``retrain_model``: the
+    retrain reference of a deletion request the study draws (untagged: the caller's stage)."""
+    return _model("retrain", "retain_split", FIT_LIKE)

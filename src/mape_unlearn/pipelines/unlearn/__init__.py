@@ -1,5 +1,5 @@
 """The `unlearn` stage."""
 
-from mape_unlearn.pipelines.unlearn.pipeline import create_pipeline
+from mape_unlearn.pipelines.unlearn.pipeline import create_baseline_pipeline, create_pipeline
 
-__all__ = ["create_pipeline"]
+__all__ = ["create_baseline_pipeline", "create_pipeline"]

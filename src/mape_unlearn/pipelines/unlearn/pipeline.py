@@ -1,5 +1,6 @@
 """Wiring of `unlearn`: the module mask's weight slices, masked unlearning, and the unlearned
-model released with its tokenizer."""
+model released with its tokenizer; and the same unlearning with another method's weights (a
+baseline, one namespace each), which the registry adds to `evaluate`."""
 
 from kedro.pipeline import Node, Pipeline
 
@@ -8,6 +9,7 @@ from mape_unlearn.pipelines.unlearn.nodes import (
     module_masks,
     release_model,
     retrain_level,
+    select_parameters,
     unlearn_model,
 )
 from mape_unlearn.pipelines.unlearn.plots import plot_unlearning_losses
@@ -23,13 +25,46 @@ UNLEARN_INPUTS = [
 ]
 
 
-def unlearn_node() -> Node:
-    """The masked unlearning node, shared with the baselines of `evaluate` (via namespaces)."""
-    return Node(
-        unlearn_model,
-        UNLEARN_INPUTS,
-        ["unlearned_model", "unlearning_trace", "unlearning_cost"],
-        name="unlearn_model",
+SELECTION_INPUTS = [
+    "original_model",
+    "tokenizer",
+    "forget_split",
+    "retain_split",
+    "training_split",
+    "forget_mask_gradients",
+    "retain_mask_gradients",
+    "params:mask_search",
+    "params:selector",
+    "params:unlearn",
+]
+UNLEARN = Node(
+    unlearn_model,
+    UNLEARN_INPUTS,
+    ["unlearned_model", "unlearning_trace", "unlearning_cost"],
+    name="unlearn_model",
+)
+
+
+def create_baseline_pipeline(method: str) -> Pipeline:
+    """``baselines.<method>``'s weights selected, then unlearned as the module mask is:
+    namespace ``baseline_<method>``, outputs ``<method>_model``, ``_unlearning_trace``,
+    ``_unlearning_cost`` and ``_parameter_masks``."""
+    select = Node(select_parameters, SELECTION_INPUTS, "parameter_masks", name="select_parameters")
+    shared = {name for name in SELECTION_INPUTS + UNLEARN_INPUTS if not name.startswith("params")}
+    return Pipeline(
+        [select, UNLEARN],
+        namespace=f"baseline_{method}",
+        inputs={name: name for name in shared - {"parameter_masks"}},
+        parameters={
+            "params:selector": f"params:baselines.{method}",
+            **{p: p for p in ("params:mask_search", "params:unlearn")},
+        },
+        outputs={
+            "parameter_masks": f"{method}_parameter_masks",
+            "unlearned_model": f"{method}_model",
+            "unlearning_trace": f"{method}_unlearning_trace",
+            "unlearning_cost": f"{method}_unlearning_cost",
+        },
     )
 
 
@@ -57,7 +92,7 @@ def create_pipeline(target: str = "retrain", **kwargs) -> Pipeline:
                 "parameter_masks",
                 name="module_masks",
             ),
-            unlearn_node(),
+            UNLEARN,
             Node(
                 release_model,
                 ["unlearned_model", "tokenizer"],

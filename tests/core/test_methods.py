@@ -1,22 +1,26 @@
-"""Re-searching the module mask during unlearning (a study factor) on a real tiny model."""
+"""A compared method end to end, and re-searching the module mask during unlearning (a study
+factor), on a real tiny model."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 import torch
 import yaml
 
+from mape_unlearn.core.importance import ImportanceSettings, split_mask_gradients
+from mape_unlearn.core.methods import deletion_request, researched_unlearn, select_and_unlearn
 from mape_unlearn.core.models import build_model
 from mape_unlearn.core.people import generate_people_qa
+from mape_unlearn.core.search import SearchSettings
+from mape_unlearn.core.selection import Selector
 from mape_unlearn.core.tokenizer import corpus_texts, train_word_tokenizer
-from mape_unlearn.params import ImportanceParams, MaskSearchParams, SelectorParams, UnlearnParams
-from mape_unlearn.pipelines.importance.nodes import mask_gradients
-from mape_unlearn.pipelines.study.nodes import researched_unlearn
-from mape_unlearn.pipelines.unlearn.nodes import select_and_unlearn
+from mape_unlearn.core.unlearning import UnlearnSettings
 
 BASE = Path(__file__).parents[2] / "conf" / "base"
+MODULES = Selector(kind="modules")
 
 
 def _params(stage: str, **overrides) -> dict:
@@ -31,49 +35,49 @@ def setting() -> tuple:
         "gpt2", {"n_layer": 2, "n_head": 4, "n_embd": 32, "n_positions": 64}, tokenizer, seed=0
     )
     forgotten = qa.person_id.isin(["p000", "p001"])
-    splits = (qa[forgotten], qa[~forgotten], qa)
-    importance = ImportanceParams(**_params("importance", batch_size=16, device="cpu"))
-    gradients = (
-        mask_gradients(model, tokenizer, splits[0], importance, None, "fact"),
-        mask_gradients(model, tokenizer, splits[2], importance, None, "answer"),
+    forget, retain = qa[forgotten], qa[~forgotten]
+    importance = ImportanceSettings(**_params("importance", batch_size=16, device="cpu"))
+
+    def gradients_on(on: torch.nn.Module) -> tuple:
+        gradients = (
+            split_mask_gradients(on, tokenizer, forget, importance, None, "fact"),
+            split_mask_gradients(on, tokenizer, qa, importance, None, "answer"),
+            qa,
+        )
+        request = deletion_request(tokenizer, forget, retain, None, gradients)
+        return request.forget_gradients, request.retain_gradients
+
+    request = deletion_request(tokenizer, forget, retain)
+    request = replace(
+        request,
+        **dict(zip(("forget_gradients", "retain_gradients"), gradients_on(model), strict=True)),
     )
     settings = (
-        MaskSearchParams(**_params("mask_search", sparsity=0.5)),
-        SelectorParams(kind="modules", objective=None, greedy=True, seed=0),
-        UnlearnParams(
+        SearchSettings(**_params("mask_search", sparsity=0.5)),
+        UnlearnSettings(
             **_params("unlearn", lr=1e-2, max_steps=7, eval_every=2, batch_size=8, device="cpu")
         ),
-        importance,
     )
-    return model, tokenizer, splits, gradients, settings
+    return model, request, settings, gradients_on
 
 
 def test_without_research_it_is_the_single_search(setting):
-    model, tokenizer, splits, gradients, settings = setting
-    no_target = {"forget_level": None}
-    once, trace, cost = researched_unlearn(
-        model, tokenizer, splits, gradients, no_target, settings, research_every=0
-    )
-    search, selector, unlearn, _ = settings
-    expected, expected_trace, _ = select_and_unlearn(
-        model, tokenizer, *splits, gradients, no_target, search, selector, unlearn
-    )
+    model, request, settings, gradients_on = setting
+    once, trace, cost = researched_unlearn(model, MODULES, request, settings, 0, gradients_on)
+    expected, expected_trace, _ = select_and_unlearn(model, MODULES, request, *settings)
     assert trace == expected_trace and cost["steps"] == 7
     for a, b in zip(once.parameters(), expected.parameters(), strict=True):
         assert torch.equal(a, b)
 
 
 def test_research_continues_the_steps_and_moves_the_mask(setting):
-    model, tokenizer, splits, gradients, settings = setting
-    no_target = {"forget_level": None}
-    researched, trace, cost = researched_unlearn(
-        model, tokenizer, splits, gradients, no_target, settings, research_every=3
-    )
+    model, request, settings, gradients_on = setting
+    researched, trace, cost = researched_unlearn(model, MODULES, request, settings, 3, gradients_on)
     assert [entry["step"] for entry in trace] == list(range(8))  # step 0: the original
     # checkpoints at 0, every 2 steps of each segment (1-3, 4-6, 7) and at each segment's end
     assert [e["step"] for e in trace if "forget_accuracy" in e] == [0, 2, 3, 5, 6, 7]
     assert cost["steps"] == 7 and not cost["reached_target"]
-    once, _, _ = researched_unlearn(model, tokenizer, splits, gradients, no_target, settings, 0)
+    once, _, _ = researched_unlearn(model, MODULES, request, settings, 0, gradients_on)
     original, single = dict(model.named_parameters()), dict(once.named_parameters())
     frozen_once_moved = sum(
         int(((weights != original[name]) & (single[name] == original[name])).sum())
@@ -83,10 +87,9 @@ def test_research_continues_the_steps_and_moves_the_mask(setting):
 
 
 def test_research_stops_at_the_target(setting):
-    model, tokenizer, splits, gradients, settings = setting
-    _, trace, cost = researched_unlearn(
-        model, tokenizer, splits, gradients, {"forget_level": 1.0}, settings, research_every=3
-    )
+    model, request, settings, gradients_on = setting
+    at_target = replace(request, target_accuracy=1.0)
+    _, trace, cost = researched_unlearn(model, MODULES, at_target, settings, 3, gradients_on)
     # every accuracy is at or below 1: the original is there already, nothing is unlearnt
     assert cost["reached_target"] and cost["steps_to_matched_forgetting"] == 0
     assert trace[-1]["step"] == 0 and cost["steps"] == 0

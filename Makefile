@@ -6,7 +6,8 @@ SHELL := /bin/bash
 # variables are honoured by kedro-telemetry 0.9; the committed `.telemetry`
 # file (`consent: false`) covers kedro commands run without this Makefile.
 export KEDRO_DISABLE_TELEMETRY := true
-export DO_NOT_TRACK := 1
+export DO_NOT_TRACK := true
+export MLFLOW_DISABLE_TELEMETRY := true
 
 # One intra-op thread per process unless set: the default models are small, and on a 2-core
 # machine shared with other work two threads ran training 7.7x slower than one (OpenMP workers

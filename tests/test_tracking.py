@@ -72,16 +72,20 @@ def make_project(path: Path) -> Path:
     return path
 
 
-def kedro_run(project: Path, uri: str | None = None, **params: object) -> str:
-    """One ``kedro run --env=test`` with the caching runner, tracked in ``uri``; its session id."""
+def kedro_run(
+    project: Path, uri: str | None = None, pipeline: str | None = None, **params: object
+) -> str:
+    """One ``kedro run --env=test [--pipeline=<pipeline>]`` with the caching runner, tracked in
+    ``uri``; its session id."""
     with pytest.MonkeyPatch.context() as patch:
         patch.chdir(project)
         patch.setenv("MLFLOW_TRACKING_URI", uri or tracking_uri(project))
         patch.setenv("KEDRO_ENV", ENV)  # the pipelines are registered for this environment
         bootstrap_project(project)
+        names = [pipeline] if pipeline else None
         try:
             with KedroSession.create(project_path=project, env=ENV, runtime_params=params) as s:
-                s.run(runner=CachingRunner())
+                s.run(runner=CachingRunner(), pipeline_names=names)
                 return s.session_id
         finally:
             mlflow.set_tracking_uri(None)  # kedro-mlflow sets it process-wide
@@ -157,7 +161,8 @@ def test_each_run_is_a_parent_with_one_nested_run_per_stage(client, tracked):
         assert set(stages) == set(project_stages(tracked.path))
         for run in stages.values():
             assert run.data.tags["mlflow.parentRunId"] == parent.info.run_id
-            assert run.info.run_name == run.data.tags["stage"]
+            # the stage, the environment, the deletion request (test_model_registry: in full)
+            assert run.info.run_name.startswith(f"{run.data.tags['stage']} · {ENV} · req ")
             assert run.info.status == "FINISHED"
             assert run.data.tags["git_commit"] == git_commit(tracked.path)  # no repo: "unknown"
         assert parent.info.status == "FINISHED"
@@ -240,16 +245,21 @@ def test_artifacts_of_each_stage(client, tracked):
         "module_selection.png",
         "search_objective.png",
     } <= artifacts(client, stages["mask_search"])
-    assert {"unlearned_model", "unlearning_trace.json", "unlearning_losses.png"} <= artifacts(
+    assert {"unlearning_trace.json", "unlearning_losses.png"} <= artifacts(
         client, stages["unlearn"]
     )
     assert {"evaluation_table.md", "evaluation_metrics.json"} <= artifacts(
         client, stages["evaluate"]
     )
     logged = set().union(*(artifacts(client, run) for run in stages.values()))
-    assert {"original_model", "retrain_model", "forget_mask_gradients.safetensors"}.isdisjoint(
-        logged
-    )
+    # no model is copied: the unlearned one is the registered release (test_model_registry)
+    assert {
+        "original_model",
+        "retrain_model",
+        "unlearned_model",
+        "unlearned_release",
+        "forget_mask_gradients.safetensors",
+    }.isdisjoint(logged)
 
     summary = client.download_artifacts(stages["mask_search"].info.run_id, "selected_modules.json")
     selection = load_file(tracked.path / "data/05_model_input/module_selection.safetensors")
@@ -257,12 +267,14 @@ def test_artifacts_of_each_stage(client, tracked):
     assert heads == selection["heads"].nonzero().tolist()
 
 
-def test_unlearned_model_loads_back_from_mlflow(client, tracked):
+def test_unlearned_model_loads_back_from_the_version_its_stage_run_names(client, tracked):
     _, stages = session_runs(client, tracked.sessions[2])  # whose model is on disk
-    path = mlflow.artifacts.download_artifacts(
-        run_id=stages["unlearn"].info.run_id,
-        artifact_path="unlearned_model",
-        tracking_uri=tracked.tracking_uri,
+    tags = stages["unlearn"].data.tags
+    version = client.get_model_version(tags["registered_model"], tags["registered_model_version"])
+    assert version.run_id == stages["unlearn"].info.run_id
+    source = client.get_model_version_download_uri(version.name, version.version)
+    path = mlflow.artifacts.download_artifacts(  # the MLflow model's weights: model/
+        artifact_uri=f"{source}/model", tracking_uri=tracked.tracking_uri
     )
     logged = AutoModelForCausalLM.from_pretrained(path).state_dict()
     local = AutoModelForCausalLM.from_pretrained(tracked.path / "data/06_models/unlearned_model")

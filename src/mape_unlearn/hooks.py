@@ -135,7 +135,8 @@ class GuardedMlflowHook:
 
 
 class TrackStages:
-    """One nested MLflow run per stage under kedro-mlflow's run (see ``mape_unlearn.tracking``).
+    """One nested MLflow run per stage under kedro-mlflow's run (see ``mape_unlearn.tracking``),
+    each run named by what tells it apart, and the released model registered.
 
     kedro-mlflow opens the parent run in its ``before_pipeline_run``; this hook runs after it
     (``trylast``), and writes its stage runs before kedro-mlflow ends the parent (``tryfirst``).
@@ -147,14 +148,16 @@ class TrackStages:
 
     @hook_impl(trylast=True)
     @_never_fails
-    def before_pipeline_run(self, run_params: dict[str, Any]) -> None:
+    def before_pipeline_run(
+        self, run_params: dict[str, Any], pipeline: Pipeline, catalog: CatalogProtocol
+    ) -> None:
         self.stage_runs = None
         parent = mlflow.active_run()
         if parent is None:
             return
         # imported here: the stages pull in torch and transformers, which settings should not
         from mape_unlearn.pipeline_registry import STAGES
-        from mape_unlearn.tracking import StageRuns
+        from mape_unlearn.tracking import StageRuns, run_names
 
         self.stage_runs = StageRuns(
             client=mlflow.MlflowClient(mlflow.get_tracking_uri()),
@@ -162,6 +165,7 @@ class TrackStages:
             session_id=run_params["run_id"],
             project_path=Path(run_params["project_path"]),
             stages=list(STAGES),
+            names=run_names(run_params, pipeline, catalog, STAGES),
         )
 
     @hook_impl

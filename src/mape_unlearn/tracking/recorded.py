@@ -30,10 +30,11 @@ METRIC_SOURCES: dict[str, str] = {
 # Reports whose metrics are also logged on the parent run, to compare `kedro run`s at a glance.
 PARENT_METRIC_SOURCES: dict[str, str] = {"evaluation_metrics": ""}
 
-# Outputs not copied into MLflow (names or fnmatch patterns): large, and re-created from the
-# logged parameters and code. The splits are identified by the dataset inputs' digests (the
-# forget split itself is logged); per-sample gradients by their diagonal Fisher; per-weight
-# masks by the module selection they are derived from.
+# Outputs not copied into MLflow as artifacts (names or fnmatch patterns): large, and re-created
+# from the logged parameters and code. The splits are identified by the dataset inputs' digests
+# (the forget split itself is logged); per-sample gradients by their diagonal Fisher; per-weight
+# masks by the module selection they are derived from. Models are never copied (``is_logged``):
+# the unlearned one is logged once, as the registered MLflow model of its release.
 NOT_LOGGED = (
     "qa_dataset",
     "training_split",
@@ -41,12 +42,8 @@ NOT_LOGGED = (
     "holdout_split",
     "*_mask_gradients",
     "*parameter_masks",
-    "unlearned_release",  # the logged unlearned_model's weights again, with the tokenizer
+    "unlearned_release",  # an MLflow model, registered (registry.py)
 )
-
-# Model weights are logged for these outputs only (the original and retrain models, and any
-# baseline's, are re-created from the logged parameters and code).
-LOGGED_MODELS = frozenset({"unlearned_model"})
 
 # Splits logged as MLflow dataset inputs, with their context.
 DATASET_INPUTS: dict[str, str] = {"forget_split": "forget", "retain_split": "retain"}
@@ -75,6 +72,6 @@ def selection_summary(selection: dict[str, torch.Tensor]) -> dict[str, Any]:
 
 def is_logged(name: str, dataset: AbstractDataset | None) -> bool:
     """Whether a stage output is copied into its MLflow run as an artifact."""
-    if isinstance(dataset, PretrainedModelDataset):
-        return name in LOGGED_MODELS
-    return dataset is not None and not any(fnmatch(name, pattern) for pattern in NOT_LOGGED)
+    if dataset is None or isinstance(dataset, PretrainedModelDataset):
+        return False
+    return not any(fnmatch(name, pattern) for pattern in NOT_LOGGED)

@@ -9,6 +9,9 @@ and is completed after the pipeline: parameters, tags, metrics, and, when the st
 artifacts. A stage none of whose nodes ran in this session gets a run too, tagged
 ``cache=reused`` with ``reused_from`` = the stage run that produced its artifacts, so the
 lineage is complete even when nothing ran.
+
+Runs are named by what tells them apart (``naming``), and the model release of the stage that
+makes it is registered in the MLflow model registry (``registry``).
 """
 
 from __future__ import annotations
@@ -47,6 +50,7 @@ from mape_unlearn.tracking.lineage import (
     stage_lineage,
     stage_of,
 )
+from mape_unlearn.tracking.naming import RunNames
 from mape_unlearn.tracking.recorded import (
     DATASET_INPUTS,
     METRIC_SOURCES,
@@ -55,6 +59,7 @@ from mape_unlearn.tracking.recorded import (
     is_logged,
     selection_summary,
 )
+from mape_unlearn.tracking.registry import SHA256_TAG, registered_name, release_version
 from mape_unlearn.tracking.values import MetricPoint, flat_params, metric_points
 
 log = logging.getLogger(__name__)
@@ -76,12 +81,18 @@ class StageRuns:
         session_id: str,
         project_path: Path,
         stages: Sequence[str],
+        names: RunNames,
     ) -> None:
         self.client = client
         self.parent_id = parent_id
         self.session_id = session_id
         self.stages = list(stages)
+        self.names = names
         parent = client.get_run(parent_id)
+        # kedro-mlflow names it after the pipeline unless mlflow.yml's run.name says otherwise
+        self.rename_parent = parent.info.run_name == names.pipeline
+        if self.rename_parent:
+            client.update_run(parent_id, name=names.name(names.pipeline))
         self.experiment_id = parent.info.experiment_id
         # who and what started the run, as MLflow recorded it on the parent
         self.inherited = {
@@ -93,6 +104,7 @@ class StageRuns:
         self.runs: dict[str, str] = {}  # stage -> MLflow run id
         self.cache: dict[str, str] = {}  # stage -> "ran" or "reused"
         self.params: dict[str, str] = {}  # flat params of every stage, for the parent
+        self.registered: dict[str, str] = {}  # tags naming the registered model versions
         self._ran: set[str] = set()  # nodes that ran in this session
         self._started: dict[str, float] = {}
         self._seconds: dict[str, float] = {}  # node -> wall-clock seconds
@@ -119,6 +131,10 @@ class StageRuns:
     def finish(self, pipeline: Pipeline, catalog: CatalogProtocol) -> None:
         """Complete every stage run of the pipeline, ran or reused, then the parent's summary."""
         manifest = self._manifest(catalog)
+        try:
+            self.names = self.names.with_request(catalog)
+        except Exception as error:
+            log.warning("MLflow: run names without the deletion request: %r", error)
         present = [
             stage for stage in self.stages if any(stage in node.tags for node in pipeline.nodes)
         ]
@@ -156,7 +172,7 @@ class StageRuns:
         }
         if self.commit != UNKNOWN:
             tags[MLFLOW_GIT_COMMIT] = self.commit
-        run = self.client.create_run(self.experiment_id, tags=tags, run_name=stage)
+        run = self.client.create_run(self.experiment_id, tags=tags, run_name=self.names.name(stage))
         return run.info.run_id
 
     def _terminate(self, stage: str, status: int) -> None:
@@ -189,10 +205,11 @@ class StageRuns:
         outputs = [name for node in nodes for name in node.outputs]
         params = self._params(nodes, catalog)
         self.params.update(params)
+        self.client.update_run(run_id, name=self.names.name(stage))  # the request is known now
         self._log(
             run_id,
             params=params,
-            tags=self._cache_tags(stage, nodes, ran, lineage),
+            tags={**self.names.tags(stage), **self._cache_tags(stage, nodes, ran, lineage)},
             metrics=[
                 *self._report_metrics(outputs, catalog, METRIC_SOURCES),
                 *self._selection_metrics(outputs, catalog),
@@ -200,6 +217,7 @@ class StageRuns:
             ],
         )
         self._log_dataset_inputs(run_id, outputs, catalog, manifest)
+        self._register_releases(stage, run_id, outputs, catalog, manifest)
         if ran:  # a reused stage points at the artifacts of the run that produced them
             self._log_artifacts(run_id, outputs, catalog)
         self._terminate(stage, RunStatus.FINISHED)
@@ -302,6 +320,43 @@ class StageRuns:
             self.client.log_inputs(target, datasets=inputs)
         self._log(run_id, metrics=metrics)
 
+    def _register_releases(
+        self,
+        stage: str,
+        run_id: str,
+        outputs: Iterable[str],
+        catalog: CatalogProtocol,
+        manifest: CacheManifest | None,
+    ) -> None:
+        """Register the stage's model releases (``registry``) and tag the run with their
+        versions; a failure only warns, and the stage run completes."""
+        for name in outputs:
+            dataset = catalog.get(name, fallback_to_runtime_pattern=True)
+            model = registered_name(dataset, self.names.env)
+            if model is None or not catalog.exists(name):
+                continue
+            try:
+                tags = self._release_tags(stage, name, manifest)
+                version = release_version(self.client, model, catalog, name, run_id, tags)
+            except Exception as error:
+                log.warning("MLflow: registering %r as model %r failed: %r", name, model, error)
+                continue
+            self.registered = {
+                "registered_model": model,
+                "registered_model_version": str(version.version),
+            }
+            self._log(run_id, tags=self.registered)
+
+    def _release_tags(
+        self, stage: str, name: str, manifest: CacheManifest | None
+    ) -> dict[str, str]:
+        """What a model version says of its release: request, method, session, SHA-256."""
+        tags = {**self.names.tags(stage), SESSION_TAG: self.session_id, "git_commit": self.commit}
+        record = manifest.read(name) if manifest is not None else None
+        if record and "digest" in record:
+            tags[SHA256_TAG] = record["digest"]
+        return tags
+
     # ----------------------------------------------------------------- parent
     def _finish_parent(
         self, pipeline: Pipeline, catalog: CatalogProtocol, present: list[str]
@@ -316,6 +371,8 @@ class StageRuns:
                 self.parent_id,
                 params={key: value for key, value in self.params.items() if key not in logged},
                 tags={
+                    **self.names.tags(self.names.pipeline),
+                    **self.registered,
                     SESSION_TAG: self.session_id,
                     "git_commit": self.commit,
                     "stages_ran": ",".join(ran),
@@ -323,6 +380,8 @@ class StageRuns:
                 },
                 metrics=self._report_metrics(outputs, catalog, PARENT_METRIC_SOURCES),
             )
+            if self.rename_parent:
+                self.client.update_run(self.parent_id, name=self.names.name(self.names.pipeline))
         except Exception as error:
             log.warning("MLflow: the summary of the parent run failed: %r", error)
 

@@ -16,9 +16,9 @@ from pathlib import Path
 import torch
 from transformers import GPT2Config, GPT2LMHeadModel
 
-from mape_unlearn.core.encoding import IGNORE, QABatch
-from mape_unlearn.core.importance import per_sample_mask_gradients
-from mape_unlearn.core.losses import answer_nll
+from mape_unlearn.core.data.encoding import IGNORE, QABatch
+from mape_unlearn.core.method.importance import per_sample_mask_gradients
+from mape_unlearn.core.method.losses import answer_nll
 
 CPU = torch.device("cpu")
 SHAPES = {

@@ -4,7 +4,7 @@
 synthetic correlated gradients with heavy-tailed module scales, sparsity 0.9. In one run:
 * the old exact path (one sequential step per swap, recomputing the new member's row ``A_c^T A``
   over all samples; kept below as ``old_search``, the code before issue 7),
-* the blocked search of ``core/search.py`` (the target: under 5 s on 2 CPU cores),
+* the blocked search of ``core/method/search.py`` (the target: under 5 s on 2 CPU cores),
 * the blocked search on gradients stored as float16 (the low-precision storage the issue allows),
 each objective recomputed exactly from the float32 gradients and divided by the old path's.
 Wall and CPU seconds (medians), their old/new ratios and the load average are recorded. On
@@ -25,7 +25,7 @@ from pathlib import Path
 
 import torch
 
-from mape_unlearn.core.search import (
+from mape_unlearn.core.method.search import (
     ModuleSelection,
     SearchSettings,
     budget,

@@ -4,7 +4,7 @@ For the default model and a GPT-2-small-shaped one (random weights), sparsity 0.
 and filters at the module budget), rule ``gd``, batches of 32 x 24 tokens like the default data:
 * ``full``: full-parameter unlearning (all-ones masks), the baseline;
 * ``dense``: the module masks on the dense masked path (full gradients times 0/1 masks);
-* ``compact``: the same masks as trainable row/column deltas (``core/compact.py``),
+* ``compact``: the same masks as trainable row/column deltas (``core/method/compact.py``),
 targets <= 0.5x the baseline's peak memory and <= 1x its step time.
 Peak memory is measured in a fresh subprocess per configuration: on CUDA
 ``max_memory_allocated``, on CPU the resident-set high-water mark (reset through
@@ -35,10 +35,14 @@ from pathlib import Path
 import torch
 from transformers import GPT2Config, GPT2LMHeadModel
 
-from mape_unlearn.core.architectures import module_parameter_masks
-from mape_unlearn.core.encoding import IGNORE, QABatch
-from mape_unlearn.core.selection import all_parameters, random_modules
-from mape_unlearn.core.unlearning import UnlearnSettings, masked_unlearn, optimizer_state_bytes
+from mape_unlearn.core.data.encoding import IGNORE, QABatch
+from mape_unlearn.core.method.architectures import module_parameter_masks
+from mape_unlearn.core.method.selection import all_parameters, random_modules
+from mape_unlearn.core.method.unlearning import (
+    UnlearnSettings,
+    masked_unlearn,
+    optimizer_state_bytes,
+)
 
 SHAPES = {
     "default": {"n_layer": 4, "n_head": 4, "n_embd": 128, "n_inner": 512},

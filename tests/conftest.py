@@ -23,7 +23,7 @@ from transformers import (
     RobertaConfig,
 )
 
-from mape_unlearn.core.encoding import IGNORE, QABatch
+from mape_unlearn.core.data.encoding import IGNORE, QABatch
 
 os.environ.setdefault("KEDRO_DISABLE_TELEMETRY", "true")  # never reach for the network
 

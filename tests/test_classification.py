@@ -13,15 +13,15 @@ import torch
 import torch.nn.functional as F
 from transformers import AutoModelForSequenceClassification, BertConfig, RobertaConfig
 
-from mape_unlearn.core.architectures import module_parameter_masks
-from mape_unlearn.core.encoding import LabelBatch, encode_frame, encode_labelled
-from mape_unlearn.core.importance import per_sample_mask_gradients
-from mape_unlearn.core.losses import answer_nll
-from mape_unlearn.core.metrics import teacher_forced_stats
-from mape_unlearn.core.people import generate_people_qa
-from mape_unlearn.core.people_labels import label_people
-from mape_unlearn.core.tokenizer import corpus_texts, train_word_tokenizer
-from mape_unlearn.core.unlearning import UnlearnSettings, masked_unlearn
+from mape_unlearn.core.data.encoding import LabelBatch, encode_frame, encode_labelled
+from mape_unlearn.core.data.people import generate_people_qa
+from mape_unlearn.core.data.people_labels import label_people
+from mape_unlearn.core.data.tokenizer import corpus_texts, train_word_tokenizer
+from mape_unlearn.core.evaluation.metrics import teacher_forced_stats
+from mape_unlearn.core.method.architectures import module_parameter_masks
+from mape_unlearn.core.method.importance import per_sample_mask_gradients
+from mape_unlearn.core.method.losses import answer_nll
+from mape_unlearn.core.method.unlearning import UnlearnSettings, masked_unlearn
 from mape_unlearn.datasets import PretrainedModelDataset, TokenizerDataset
 from mape_unlearn.settings import package_dir
 from tests.conftest import ENCODER_SHAPE, copy_project

@@ -15,9 +15,9 @@ from pydantic import ValidationError
 from transformers import AutoModelForCausalLM
 
 from mape_unlearn.caching import CachingRunner
-from mape_unlearn.core.people import generate_people_qa
-from mape_unlearn.core.qa_data import to_qa_table
-from mape_unlearn.core.splits import hold_out_people
+from mape_unlearn.core.data.people import generate_people_qa
+from mape_unlearn.core.data.qa_data import to_qa_table
+from mape_unlearn.core.data.splits import hold_out_people
 from mape_unlearn.datasets import UserTableDataset
 from mape_unlearn.params import ForgetParams, HoldoutParams, QASourceParams, TrainParams
 from mape_unlearn.pipeline_registry import data_sources, evaluation_shape

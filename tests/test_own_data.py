@@ -9,8 +9,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from mape_unlearn.core.people import generate_people_qa
-from mape_unlearn.core.splits import hold_out_people
+from mape_unlearn.core.data.people import generate_people_qa
+from mape_unlearn.core.data.splits import hold_out_people
 from tests.conftest import copy_project
 from tests.test_custom_data import run_env, write_env
 

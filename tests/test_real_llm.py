@@ -11,12 +11,12 @@ import pandas as pd
 import pytest
 import torch
 
-from mape_unlearn.core.architectures import layout_of, module_parameter_masks, submodule
-from mape_unlearn.core.encoding import encode_frame
-from mape_unlearn.core.importance import per_sample_mask_gradients
-from mape_unlearn.core.masks import masks_applied
-from mape_unlearn.core.people import generate_people_qa
-from mape_unlearn.core.unlearning import UnlearnSettings, masked_unlearn
+from mape_unlearn.core.data.encoding import encode_frame
+from mape_unlearn.core.data.people import generate_people_qa
+from mape_unlearn.core.method.architectures import layout_of, module_parameter_masks, submodule
+from mape_unlearn.core.method.importance import per_sample_mask_gradients
+from mape_unlearn.core.method.masks import masks_applied
+from mape_unlearn.core.method.unlearning import UnlearnSettings, masked_unlearn
 from mape_unlearn.datasets import GGUFCheckpointDataset
 from mape_unlearn.pipelines.data_prep.nodes import known_world_facts
 from mape_unlearn.settings import package_dir

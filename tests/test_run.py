@@ -16,7 +16,7 @@ from safetensors.torch import load_file
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from mape_unlearn.caching import CachingRunner
-from mape_unlearn.core.architectures import module_parameter_masks
+from mape_unlearn.core.method.architectures import module_parameter_masks
 from mape_unlearn.pipeline_registry import register_pipelines
 from tests.conftest import copy_project
 

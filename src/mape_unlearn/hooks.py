@@ -19,7 +19,7 @@ from kedro.io import CatalogProtocol
 from kedro.pipeline import Node, Pipeline
 from kedro_mlflow.framework.hooks.mlflow_hook import MlflowHook
 
-from mape_unlearn.core.distributed import init_from_env
+from mape_unlearn.core.runtime.distributed import init_from_env
 
 if TYPE_CHECKING:
     from mape_unlearn.tracking import StageRuns
@@ -218,7 +218,7 @@ class JoinProcessGroup:
     """Under ``torchrun`` / ``accelerate launch``, join the launcher's process group first.
 
     Importance, unlearning and evaluation then split their samples between the ranks
-    (``core.distributed``); every rank runs every node, so each collective has all ranks. A
+    (``core.runtime.distributed``); every rank runs every node, so each collective has all ranks. A
     plain ``kedro run`` has no launcher variables and joins nothing.
     """
 

@@ -3,9 +3,10 @@
 Each model mirrors one ``conf/base/parameters_<stage>.yml`` group, which holds the defaults;
 a bad or missing value fails the run up front with the parameter's name, the value given and
 what is allowed. The groups that configure an algorithm are the core's own settings objects
-(``mask_search``: core.search.SearchSettings, ``unlearn``: core.unlearning.UnlearnSettings,
-``importance``: core.importance.ImportanceSettings, ``baselines.*``: core.selection.Selector,
-``evaluate.relearn``: core.relearning.RelearnSettings), typed on the nodes that read them.
+(``mask_search``: core.method.search.SearchSettings, ``unlearn``:
+core.method.unlearning.UnlearnSettings, ``importance``: core.method.importance.ImportanceSettings,
+``baselines.*``: core.method.selection.Selector, ``evaluate.relearn``:
+core.evaluation.relearning.RelearnSettings), typed on the nodes that read them.
 """
 
 from __future__ import annotations
@@ -22,8 +23,8 @@ from pydantic import (
     model_validator,
 )
 
-from mape_unlearn.core.encoding import TokenView
-from mape_unlearn.core.relearning import RelearnSettings
+from mape_unlearn.core.data.encoding import TokenView
+from mape_unlearn.core.evaluation.relearning import RelearnSettings
 
 
 class _Params(BaseModel):

@@ -2,9 +2,9 @@ import pytest
 import torch
 from transformers import GPT2Config, GPT2LMHeadModel
 
-from mape_unlearn.core.answer_scores import answer_token_logprobs, answer_token_scores
-from mape_unlearn.core.encoding import IGNORE
-from mape_unlearn.core.losses import answer_nll
+from mape_unlearn.core.data.encoding import IGNORE
+from mape_unlearn.core.evaluation.answer_scores import answer_token_logprobs, answer_token_scores
+from mape_unlearn.core.method.losses import answer_nll
 from tests.conftest import random_batch
 
 CPU = torch.device("cpu")

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from mape_unlearn.core.device import resolve_device
+from mape_unlearn.core.runtime.device import resolve_device
 
 
 def test_auto_picks_cuda_only_when_present():

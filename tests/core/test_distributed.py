@@ -17,8 +17,15 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 from transformers import PreTrainedTokenizerBase
 
-from mape_unlearn.core.architectures import module_parameter_masks
-from mape_unlearn.core.distributed import (
+from mape_unlearn.core.data.encoding import encode_frame
+from mape_unlearn.core.data.people import generate_people_qa
+from mape_unlearn.core.data.tokenizer import corpus_texts, train_word_tokenizer
+from mape_unlearn.core.evaluation.metrics import teacher_forced_stats
+from mape_unlearn.core.evaluation.protocol import evaluate_split
+from mape_unlearn.core.method.architectures import module_parameter_masks
+from mape_unlearn.core.method.importance import per_sample_mask_gradients
+from mape_unlearn.core.method.unlearning import masked_unlearn
+from mape_unlearn.core.runtime.distributed import (
     all_reduce_sum,
     gather_rows,
     init_from_env,
@@ -26,15 +33,8 @@ from mape_unlearn.core.distributed import (
     rank_and_world,
     shard_bounds,
 )
-from mape_unlearn.core.encoding import encode_frame
-from mape_unlearn.core.evaluation import evaluate_split
-from mape_unlearn.core.importance import per_sample_mask_gradients
-from mape_unlearn.core.metrics import teacher_forced_stats
-from mape_unlearn.core.models import build_model
-from mape_unlearn.core.people import generate_people_qa
-from mape_unlearn.core.tokenizer import corpus_texts, train_word_tokenizer
-from mape_unlearn.core.training import train_on_answers
-from mape_unlearn.core.unlearning import masked_unlearn
+from mape_unlearn.core.runtime.models import build_model
+from mape_unlearn.core.runtime.training import train_on_answers
 from tests.conftest import random_batch, tiny_model
 from tests.core.test_unlearning import _key_bias, _selection, _settings
 

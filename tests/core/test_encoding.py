@@ -6,7 +6,7 @@ import pytest
 from tokenizers import Tokenizer, models
 from transformers import PreTrainedTokenizerFast
 
-from mape_unlearn.core.encoding import IGNORE, encode_qa
+from mape_unlearn.core.data.encoding import IGNORE, encode_qa
 from tests.conftest import bpe_tokenizer
 
 QUESTIONS = ["who wrote the glass orchard ?", "when ?"]

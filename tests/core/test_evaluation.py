@@ -3,15 +3,15 @@ import pandas as pd
 import pytest
 import torch
 
-from mape_unlearn.core.evaluation import (
+from mape_unlearn.core.data.people import generate_people_qa
+from mape_unlearn.core.data.tokenizer import corpus_texts, train_word_tokenizer
+from mape_unlearn.core.evaluation.protocol import (
     compare_to_retrain,
     degenerate_metrics,
     evaluate_split,
     membership_auc,
 )
-from mape_unlearn.core.models import build_model
-from mape_unlearn.core.people import generate_people_qa
-from mape_unlearn.core.tokenizer import corpus_texts, train_word_tokenizer
+from mape_unlearn.core.runtime.models import build_model
 
 CPU = torch.device("cpu")
 
@@ -108,8 +108,8 @@ def test_fact_metrics_and_greedy_text_per_sample():
 
 
 def test_a_model_that_says_the_facts_has_full_fact_recall():
-    from mape_unlearn.core.encoding import encode_frame
-    from mape_unlearn.core.training import train_on_answers
+    from mape_unlearn.core.data.encoding import encode_frame
+    from mape_unlearn.core.runtime.training import train_on_answers
 
     qa = generate_people_qa(2, seed=3)
     tokenizer = train_word_tokenizer(corpus_texts(qa))

@@ -9,8 +9,8 @@ import pandas as pd
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from mape_unlearn.core.evaluation import compare_to_retrain, evaluate_split
-from mape_unlearn.core.people import generate_people_qa
+from mape_unlearn.core.data.people import generate_people_qa
+from mape_unlearn.core.evaluation.protocol import compare_to_retrain, evaluate_split
 from tests.conftest import save_user_model
 
 

@@ -6,10 +6,10 @@ import pandas as pd
 import pytest
 import torch
 
-from mape_unlearn.core.encoding import IGNORE, encode_frame, scored_on
-from mape_unlearn.core.facts import with_facts
-from mape_unlearn.core.people import generate_people_qa
-from mape_unlearn.core.tokenizer import corpus_texts, train_word_tokenizer
+from mape_unlearn.core.data.encoding import IGNORE, encode_frame, scored_on
+from mape_unlearn.core.data.facts import with_facts
+from mape_unlearn.core.data.people import generate_people_qa
+from mape_unlearn.core.data.tokenizer import corpus_texts, train_word_tokenizer
 
 
 @pytest.mark.parametrize("seed", [0, 1])

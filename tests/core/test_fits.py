@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from mape_unlearn.core.models import check_fits
+from mape_unlearn.core.runtime.models import check_fits
 from tests.conftest import random_batch, tiny_model
 
 

@@ -3,9 +3,9 @@ import warnings
 
 import torch
 
-from mape_unlearn.core import precision
-from mape_unlearn.core.importance import per_sample_mask_gradients
-from mape_unlearn.core.precision import bf16_autocast
+from mape_unlearn.core.method.importance import per_sample_mask_gradients
+from mape_unlearn.core.runtime import precision
+from mape_unlearn.core.runtime.precision import bf16_autocast
 
 CPU = torch.device("cpu")
 
@@ -28,8 +28,8 @@ def test_one_pass_gradients_equal_single_sample_loop(model, batch):
 
 def test_gradients_match_finite_differences_of_the_loss(model, batch):
     """The head gradient is the derivative of the sample's summed answer NLL in its mask."""
-    from mape_unlearn.core.losses import answer_nll
-    from mape_unlearn.core.masks import masks_applied
+    from mape_unlearn.core.method.losses import answer_nll
+    from mape_unlearn.core.method.masks import masks_applied
 
     grads = per_sample_mask_gradients(model, batch, batch_size=len(batch), device=CPU)
     eps = 1e-3
@@ -62,7 +62,7 @@ def test_fisher_is_mean_squared_gradient(model, batch):
 def test_autocast_is_ignored_on_cpu_so_results_stay_float32(model, batch, caplog, monkeypatch):
     monkeypatch.setattr(precision, "_said_ignored", set())
     plain = per_sample_mask_gradients(model, batch, batch_size=3, device=CPU)
-    with caplog.at_level(logging.INFO, logger="mape_unlearn.core.precision"):
+    with caplog.at_level(logging.INFO, logger="mape_unlearn.core.runtime.precision"):
         autocast = per_sample_mask_gradients(model, batch, batch_size=3, device=CPU, autocast=True)
         per_sample_mask_gradients(model, batch, batch_size=3, device=CPU, autocast=True)
     assert torch.equal(plain.heads, autocast.heads)

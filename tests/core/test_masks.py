@@ -1,8 +1,8 @@
 import pytest
 import torch
 
-from mape_unlearn.core.architectures import layout_of, module_parameter_masks, module_sizes
-from mape_unlearn.core.masks import masks_applied
+from mape_unlearn.core.method.architectures import layout_of, module_parameter_masks, module_sizes
+from mape_unlearn.core.method.masks import masks_applied
 from tests.conftest import ENCODER_FAMILIES, tiny_model
 
 

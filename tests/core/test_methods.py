@@ -10,14 +10,18 @@ import pytest
 import torch
 import yaml
 
-from mape_unlearn.core.importance import ImportanceSettings, split_mask_gradients
-from mape_unlearn.core.methods import deletion_request, researched_unlearn, select_and_unlearn
-from mape_unlearn.core.models import build_model
-from mape_unlearn.core.people import generate_people_qa
-from mape_unlearn.core.search import SearchSettings
-from mape_unlearn.core.selection import Selector
-from mape_unlearn.core.tokenizer import corpus_texts, train_word_tokenizer
-from mape_unlearn.core.unlearning import UnlearnSettings
+from mape_unlearn.core.data.people import generate_people_qa
+from mape_unlearn.core.data.tokenizer import corpus_texts, train_word_tokenizer
+from mape_unlearn.core.method.importance import ImportanceSettings, split_mask_gradients
+from mape_unlearn.core.method.methods import (
+    deletion_request,
+    researched_unlearn,
+    select_and_unlearn,
+)
+from mape_unlearn.core.method.search import SearchSettings
+from mape_unlearn.core.method.selection import Selector
+from mape_unlearn.core.method.unlearning import UnlearnSettings
+from mape_unlearn.core.runtime.models import build_model
 
 BASE = Path(__file__).parents[2] / "conf" / "base"
 MODULES = Selector(kind="modules")

@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mape_unlearn.core import people
-from mape_unlearn.core.people import (
+from mape_unlearn.core.data import people
+from mape_unlearn.core.data.people import (
     COLUMNS,
     N_PERTURBED,
     TEMPLATE_IDS,

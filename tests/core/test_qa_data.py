@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mape_unlearn.core.qa_data import class_ids, requested_ids, to_label_table, to_qa_table
+from mape_unlearn.core.data.qa_data import class_ids, requested_ids, to_label_table, to_qa_table
 
 COLUMNS = {
     "person_id": "doc",

@@ -2,10 +2,10 @@ import math
 
 import torch
 
-from mape_unlearn.core.models import build_model
-from mape_unlearn.core.people import generate_people_qa
-from mape_unlearn.core.relearning import RelearnSettings, relearning_attack
-from mape_unlearn.core.tokenizer import corpus_texts, train_word_tokenizer
+from mape_unlearn.core.data.people import generate_people_qa
+from mape_unlearn.core.data.tokenizer import corpus_texts, train_word_tokenizer
+from mape_unlearn.core.evaluation.relearning import RelearnSettings, relearning_attack
+from mape_unlearn.core.runtime.models import build_model
 
 CPU = torch.device("cpu")
 

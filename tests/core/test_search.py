@@ -4,8 +4,8 @@ import pytest
 import torch
 from pydantic import ValidationError
 
-from mape_unlearn.core import search
-from mape_unlearn.core.search import (
+from mape_unlearn.core.method import search
+from mape_unlearn.core.method.search import (
     SearchSettings,
     budget,
     selection_objective,

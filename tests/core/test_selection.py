@@ -1,10 +1,10 @@
 import pytest
 import torch
 
-from mape_unlearn.core.architectures import layout_of
-from mape_unlearn.core.losses import answer_nll, mean_answer_nll
-from mape_unlearn.core.search import budget
-from mape_unlearn.core.selection import (
+from mape_unlearn.core.method.architectures import layout_of
+from mape_unlearn.core.method.losses import answer_nll, mean_answer_nll
+from mape_unlearn.core.method.search import budget
+from mape_unlearn.core.method.selection import (
     all_parameters,
     diagonal_fisher,
     random_modules,

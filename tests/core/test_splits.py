@@ -5,8 +5,8 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from mape_unlearn.core.people import generate_people_qa
-from mape_unlearn.core.splits import choose_forget_people, hold_out_people
+from mape_unlearn.core.data.people import generate_people_qa
+from mape_unlearn.core.data.splits import choose_forget_people, hold_out_people
 
 
 @pytest.fixture(scope="module")
@@ -245,7 +245,7 @@ def test_missing_ids_rejected() -> None:
 
 
 def test_splits_sharing_people_are_refused():
-    from mape_unlearn.core.splits import check_disjoint
+    from mape_unlearn.core.data.splits import check_disjoint
 
     forget = pd.DataFrame({"person_id": ["p1", "p2"]})
     check_disjoint(forget, pd.DataFrame({"person_id": ["p3"]}))  # disjoint: fine

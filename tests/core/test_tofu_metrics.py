@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from mape_unlearn.core.tofu_metrics import (
+from mape_unlearn.core.evaluation.tofu_metrics import (
     answer_probability,
     auc,
     forget_quality,

@@ -8,8 +8,8 @@ import pandas as pd
 import pytest
 from transformers import AutoTokenizer, PreTrainedTokenizerFast
 
-from mape_unlearn.core.people import generate_people_qa
-from mape_unlearn.core.tokenizer import SPECIAL_TOKENS, corpus_texts, train_word_tokenizer
+from mape_unlearn.core.data.people import generate_people_qa
+from mape_unlearn.core.data.tokenizer import SPECIAL_TOKENS, corpus_texts, train_word_tokenizer
 
 
 @pytest.fixture(scope="module")

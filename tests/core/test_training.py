@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from mape_unlearn.core.training import train_on_answers
+from mape_unlearn.core.runtime.training import train_on_answers
 from tests.conftest import random_batch, tiny_model
 
 CPU = torch.device("cpu")

@@ -2,11 +2,11 @@ import pytest
 import torch
 from pydantic import ValidationError
 
-from mape_unlearn.core.architectures import layout_of, module_parameter_masks
-from mape_unlearn.core.compact import compact_slices
-from mape_unlearn.core.losses import mean_answer_nll
-from mape_unlearn.core.metrics import teacher_forced_stats
-from mape_unlearn.core.unlearning import (
+from mape_unlearn.core.evaluation.metrics import teacher_forced_stats
+from mape_unlearn.core.method.architectures import layout_of, module_parameter_masks
+from mape_unlearn.core.method.compact import compact_slices
+from mape_unlearn.core.method.losses import mean_answer_nll
+from mape_unlearn.core.method.unlearning import (
     UnlearnSettings,
     diagonal_retain_fisher,
     masked_unlearn,
@@ -125,8 +125,8 @@ def test_bad_settings_are_rejected_with_the_field_and_what_is_allowed(field, val
 
 
 def test_npo_lowers_forget_likelihood_relative_to_the_original(model):
-    from mape_unlearn.core.losses import answer_nll
-    from mape_unlearn.core.unlearning import forget_term
+    from mape_unlearn.core.method.losses import answer_nll
+    from mape_unlearn.core.method.unlearning import forget_term
 
     forget = random_batch(6, seed=1)
     masks = module_parameter_masks(model, *(m | True for m in _selection(model)))
@@ -172,7 +172,7 @@ def test_so_takes_a_damped_newton_step_with_the_diagonal_retain_fisher(model):
 
 
 def test_kl_to_the_original_keeps_retain_outputs_closer(model):
-    from mape_unlearn.core.unlearning import retain_kl
+    from mape_unlearn.core.method.unlearning import retain_kl
 
     masks = module_parameter_masks(model, *(m | True for m in _selection(model)))
     retain = random_batch(8, seed=2)
@@ -204,8 +204,8 @@ def test_matched_forgetting_is_the_first_checkpoint_at_the_target():
 
 def test_exact_match_stop_metric_traces_whole_answers(model):
     """With ``exact_match`` the trace follows the share of answers reproduced exactly."""
-    from mape_unlearn.core.metrics import greedy_answers, reference_answers
-    from mape_unlearn.core.training import train_on_answers
+    from mape_unlearn.core.evaluation.metrics import greedy_answers, reference_answers
+    from mape_unlearn.core.runtime.training import train_on_answers
 
     forget = random_batch(6, seed=1)
     ends = forget.attention_mask.sum(dim=1) - 1
@@ -371,7 +371,7 @@ def test_nothing_to_unlearn_when_the_model_is_already_at_the_target(model, caplo
 def test_checks_every_step_once_the_target_is_near():
     """Checkpoints every 4 steps while the target is far; every step from the checkpoint whose
     last drop, twice over, would reach it, and from then on to the end."""
-    from mape_unlearn.core.unlearning import _steps_to_next_check
+    from mape_unlearn.core.method.unlearning import _steps_to_next_check
 
     settings = _settings(eval_every=4)
     trace = [{"step": 0, "forget_accuracy": 1.0}]

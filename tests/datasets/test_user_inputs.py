@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 from kedro.io import DatasetError
 
-from mape_unlearn.core.qa_data import to_qa_table
+from mape_unlearn.core.data.qa_data import to_qa_table
 from mape_unlearn.datasets import PretrainedModelDataset, TokenizerDataset, UserTableDataset
 from tests.conftest import save_user_model
 
@@ -132,7 +132,7 @@ def test_a_model_directory_without_tokenizer_is_named(user_model: Path, tmp_path
 def test_a_list_of_ids_keeps_every_line_for_the_header_rule(
     tmp_path: Path, name: str, text: str, listed: list[str]
 ) -> None:
-    from mape_unlearn.core.splits import ID_LIST, listed_ids
+    from mape_unlearn.core.data.splits import ID_LIST, listed_ids
 
     path = tmp_path / name
     path.write_text(text)

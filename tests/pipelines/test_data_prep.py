@@ -11,8 +11,8 @@ import yaml
 from kedro.io import DataCatalog, MemoryDataset
 from kedro.runner import SequentialRunner
 
-from mape_unlearn.core.people import generate_people_qa
-from mape_unlearn.core.people_labels import label_people
+from mape_unlearn.core.data.people import generate_people_qa
+from mape_unlearn.core.data.people_labels import label_people
 from mape_unlearn.params import (
     ForgetParams,
     GeneratorParams,

@@ -7,7 +7,7 @@ from pathlib import Path
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from mape_unlearn.core.people import generate_people_qa
+from mape_unlearn.core.data.people import generate_people_qa
 from mape_unlearn.params import TrainParams
 from mape_unlearn.pipelines.train import create_pipeline
 from mape_unlearn.pipelines.train.nodes import train_like

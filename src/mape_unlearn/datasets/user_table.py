@@ -8,7 +8,7 @@ from typing import Any
 import pandas as pd
 from kedro.io import AbstractDataset, DatasetError
 
-from mape_unlearn.core.splits import ID_LIST
+from mape_unlearn.core.data.splits import ID_LIST
 
 # File suffix -> format; a directory is a Hugging Face `datasets` directory (save_to_disk).
 SUFFIXES = {
@@ -68,7 +68,7 @@ class UserTableDataset(AbstractDataset[None, pd.DataFrame]):
     a Hugging Face ``datasets`` directory saved with ``save_to_disk``; or a list of ids: a
     ``.txt`` file (one id per line, blank lines ignored) or a one-column CSV, whose single
     column is ``ID_LIST`` and whose first line may be a header (decided where the data's ids
-    are known: ``core.splits.listed_ids``).
+    are known: ``core.data.splits.listed_ids``).
 
     Read-only: the project never writes the user's data, and saving raises. A missing or empty
     file stops the run with its path, not with a parser's message.

@@ -9,12 +9,10 @@ from typing import Any, get_args
 import pandas as pd
 from transformers import PreTrainedModel, PreTrainedTokenizerBase, PreTrainedTokenizerFast
 
-from mape_unlearn.core.device import resolve_device
-from mape_unlearn.core.evaluation import greedy_statements
-from mape_unlearn.core.facts import with_facts
-from mape_unlearn.core.people import generate_people_qa
-from mape_unlearn.core.people_labels import label_people
-from mape_unlearn.core.qa_data import (
+from mape_unlearn.core.data.facts import with_facts
+from mape_unlearn.core.data.people import generate_people_qa
+from mape_unlearn.core.data.people_labels import label_people
+from mape_unlearn.core.data.qa_data import (
     FACT,
     OPTIONAL,
     REQUIRED,
@@ -22,7 +20,7 @@ from mape_unlearn.core.qa_data import (
     to_label_table,
     to_qa_table,
 )
-from mape_unlearn.core.splits import (
+from mape_unlearn.core.data.splits import (
     ID_LIST,
     check_pretrained_holdout,
     check_retain_size,
@@ -30,7 +28,9 @@ from mape_unlearn.core.splits import (
     hold_out_people,
     listed_ids,
 )
-from mape_unlearn.core.tokenizer import corpus_texts, train_word_tokenizer
+from mape_unlearn.core.data.tokenizer import corpus_texts, train_word_tokenizer
+from mape_unlearn.core.evaluation.protocol import greedy_statements
+from mape_unlearn.core.runtime.device import resolve_device
 from mape_unlearn.params import (
     ForgetParams,
     GeneratorParams,

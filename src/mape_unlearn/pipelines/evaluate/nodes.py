@@ -8,9 +8,13 @@ from typing import Any
 import pandas as pd
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-from mape_unlearn.core.device import resolve_device
-from mape_unlearn.core.evaluation import compare_to_retrain, degenerate_metrics, evaluate_split
-from mape_unlearn.core.relearning import relearning_attack
+from mape_unlearn.core.evaluation.protocol import (
+    compare_to_retrain,
+    degenerate_metrics,
+    evaluate_split,
+)
+from mape_unlearn.core.evaluation.relearning import relearning_attack
+from mape_unlearn.core.runtime.device import resolve_device
 from mape_unlearn.params import EvaluateParams
 
 log = logging.getLogger(__name__)

@@ -6,8 +6,12 @@ import pandas as pd
 import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-from mape_unlearn.core.encoding import TokenView
-from mape_unlearn.core.importance import ImportanceSettings, MaskGradients, split_mask_gradients
+from mape_unlearn.core.data.encoding import TokenView
+from mape_unlearn.core.method.importance import (
+    ImportanceSettings,
+    MaskGradients,
+    split_mask_gradients,
+)
 
 
 def mask_gradients(

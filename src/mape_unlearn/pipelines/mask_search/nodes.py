@@ -8,9 +8,9 @@ import pandas as pd
 import torch
 from transformers import PreTrainedModel
 
-from mape_unlearn.core.architectures import module_sizes
-from mape_unlearn.core.search import SearchSettings, warm_start_greedy
-from mape_unlearn.core.splits import rows_not_forgotten
+from mape_unlearn.core.data.splits import rows_not_forgotten
+from mape_unlearn.core.method.architectures import module_sizes
+from mape_unlearn.core.method.search import SearchSettings, warm_start_greedy
 
 log = logging.getLogger(__name__)
 

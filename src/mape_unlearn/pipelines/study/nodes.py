@@ -2,7 +2,7 @@
 
 Each run is one deletion request (a forget-set seed) with its own retrain reference; each
 variant is a selector plus overrides of ``mask_search`` and ``unlearn``, unlearned to matched
-forgetting by the core's :func:`~mape_unlearn.core.methods.researched_unlearn` and measured
+forgetting by the core's :func:`~mape_unlearn.core.method.methods.researched_unlearn` and measured
 there. These nodes only vary the settings.
 """
 
@@ -17,17 +17,21 @@ import pandas as pd
 import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-from mape_unlearn.core import tofu_metrics as tofu
-from mape_unlearn.core.device import resolve_device
-from mape_unlearn.core.encoding import encode_frame
-from mape_unlearn.core.evaluation import evaluate_split, membership_auc
-from mape_unlearn.core.importance import ImportanceSettings, MaskGradients, split_mask_gradients
-from mape_unlearn.core.methods import DeletionRequest, deletion_request, researched_unlearn
-from mape_unlearn.core.metrics import teacher_forced_stats
-from mape_unlearn.core.search import SearchSettings
-from mape_unlearn.core.selection import Selector
-from mape_unlearn.core.splits import check_retain_size, choose_forget_people
-from mape_unlearn.core.unlearning import UnlearnSettings
+from mape_unlearn.core.data.encoding import encode_frame
+from mape_unlearn.core.data.splits import check_retain_size, choose_forget_people
+from mape_unlearn.core.evaluation import tofu_metrics as tofu
+from mape_unlearn.core.evaluation.metrics import teacher_forced_stats
+from mape_unlearn.core.evaluation.protocol import evaluate_split, membership_auc
+from mape_unlearn.core.method.importance import (
+    ImportanceSettings,
+    MaskGradients,
+    split_mask_gradients,
+)
+from mape_unlearn.core.method.methods import DeletionRequest, deletion_request, researched_unlearn
+from mape_unlearn.core.method.search import SearchSettings
+from mape_unlearn.core.method.selection import Selector
+from mape_unlearn.core.method.unlearning import UnlearnSettings
+from mape_unlearn.core.runtime.device import resolve_device
 from mape_unlearn.params import ForgetParams, StudyParams, StudyRunParams, StudyVariant
 
 log = logging.getLogger(__name__)

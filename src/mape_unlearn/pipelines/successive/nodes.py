@@ -7,12 +7,12 @@ import pandas as pd
 import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-from mape_unlearn.core.encoding import encode_frame
-from mape_unlearn.core.importance import ImportanceSettings, MaskGradients
-from mape_unlearn.core.search import SearchSettings
-from mape_unlearn.core.splits import rows_not_forgotten
-from mape_unlearn.core.successive import Request, request_people, successive_unlearning
-from mape_unlearn.core.unlearning import UnlearnSettings
+from mape_unlearn.core.data.encoding import encode_frame
+from mape_unlearn.core.data.splits import rows_not_forgotten
+from mape_unlearn.core.method.importance import ImportanceSettings, MaskGradients
+from mape_unlearn.core.method.search import SearchSettings
+from mape_unlearn.core.method.successive import Request, request_people, successive_unlearning
+from mape_unlearn.core.method.unlearning import UnlearnSettings
 from mape_unlearn.params import SuccessiveParams
 
 

@@ -11,10 +11,10 @@ import copy
 import pandas as pd
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-from mape_unlearn.core.device import resolve_device
-from mape_unlearn.core.encoding import encode_frame
-from mape_unlearn.core.models import build_model, check_fits, fresh_like
-from mape_unlearn.core.training import train_on_answers
+from mape_unlearn.core.data.encoding import encode_frame
+from mape_unlearn.core.runtime.device import resolve_device
+from mape_unlearn.core.runtime.models import build_model, check_fits, fresh_like
+from mape_unlearn.core.runtime.training import train_on_answers
 from mape_unlearn.params import TrainParams
 
 

@@ -8,16 +8,16 @@ import pandas as pd
 import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-from mape_unlearn.core.architectures import module_parameter_masks
-from mape_unlearn.core.device import resolve_device
-from mape_unlearn.core.encoding import encode_frame
-from mape_unlearn.core.methods import deletion_request, select_weights, unlearn_weights
-from mape_unlearn.core.metrics import teacher_forced_stats
-from mape_unlearn.core.models import check_fits
-from mape_unlearn.core.search import SearchSettings
-from mape_unlearn.core.selection import Selector
-from mape_unlearn.core.splits import check_disjoint
-from mape_unlearn.core.unlearning import UnlearnSettings
+from mape_unlearn.core.data.encoding import encode_frame
+from mape_unlearn.core.data.splits import check_disjoint
+from mape_unlearn.core.evaluation.metrics import teacher_forced_stats
+from mape_unlearn.core.method.architectures import module_parameter_masks
+from mape_unlearn.core.method.methods import deletion_request, select_weights, unlearn_weights
+from mape_unlearn.core.method.search import SearchSettings
+from mape_unlearn.core.method.selection import Selector
+from mape_unlearn.core.method.unlearning import UnlearnSettings
+from mape_unlearn.core.runtime.device import resolve_device
+from mape_unlearn.core.runtime.models import check_fits
 
 log = logging.getLogger(__name__)
 

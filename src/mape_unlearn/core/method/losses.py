@@ -1,7 +1,7 @@
 """Answer-token losses, per sample, so every stage measures the same thing.
 
 Written once for both task types: a batch says where its scored positions are
-(:meth:`~mape_unlearn.core.encoding.TokenBatch.scored`), a classifier's label being a
+(:meth:`~mape_unlearn.core.data.encoding.TokenBatch.scored`), a classifier's label being a
 one-token answer.
 """
 
@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mape_unlearn.core.encoding import IGNORE, TokenBatch
+from mape_unlearn.core.data.encoding import IGNORE, TokenBatch
 
 
 def answer_token_logits(model: nn.Module, batch: TokenBatch) -> tuple[torch.Tensor, torch.Tensor]:

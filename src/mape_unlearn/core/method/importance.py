@@ -25,15 +25,15 @@ from torch import nn
 from tqdm.auto import tqdm
 from transformers import PreTrainedTokenizerBase
 
-from mape_unlearn.core.architectures import layout_of
-from mape_unlearn.core.device import resolve_device
-from mape_unlearn.core.distributed import gather_rows, rank_and_world, shard_bounds
-from mape_unlearn.core.encoding import TokenBatch, TokenView, encode_frame, scored_on
-from mape_unlearn.core.losses import answer_nll
-from mape_unlearn.core.masks import masks_applied
-from mape_unlearn.core.precision import bf16_autocast
-from mape_unlearn.core.settings import settings
-from mape_unlearn.core.weights import frozen
+from mape_unlearn.core.data.encoding import TokenBatch, TokenView, encode_frame, scored_on
+from mape_unlearn.core.method.architectures import layout_of
+from mape_unlearn.core.method.losses import answer_nll
+from mape_unlearn.core.method.masks import masks_applied
+from mape_unlearn.core.runtime.device import resolve_device
+from mape_unlearn.core.runtime.distributed import gather_rows, rank_and_world, shard_bounds
+from mape_unlearn.core.runtime.precision import bf16_autocast
+from mape_unlearn.core.runtime.settings import settings
+from mape_unlearn.core.runtime.weights import frozen
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +45,7 @@ class ImportanceSettings:
     batch_size: PositiveInt
     dtype: Literal["float32", "float16"]  # storage of the gradients
     seed: int  # draws the rows of a subsample
-    device: str  # core.device.resolve_device
+    device: str  # core.runtime.device.resolve_device
     autocast: bool  # bf16 autocast of the forward on CUDA; ignored on CPU
 
 
@@ -79,7 +79,8 @@ def per_sample_mask_gradients(
     """Gradients of each sample's summed answer NLL with respect to its own head/filter masks.
 
     ``dtype`` is the storage of the result; ``autocast`` runs the forward in bf16 on CUDA (see
-    ``core.precision``). Data-parallel when a process group is initialised (module docstring).
+    ``core.runtime.precision``). Data-parallel when a process group is initialised (module
+    docstring).
     """
     layout = layout_of(model)
     model.to(device).eval()
@@ -118,7 +119,7 @@ def split_mask_gradients(
     their ``tokens`` (``fact``: the answers' fact tokens; ``answer``: every answer token).
 
     ``rows`` records which rows of the split each gradient belongs to, so that a deletion
-    request can drop the rows of the people it forgets (core.splits.rows_not_forgotten).
+    request can drop the rows of the people it forgets (core.data.splits.rows_not_forgotten).
     """
     rows = torch.arange(len(split))
     if max_samples is not None and max_samples < len(split):

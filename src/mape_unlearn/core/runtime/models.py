@@ -15,7 +15,7 @@ from transformers import (
     PreTrainedTokenizerBase,
 )
 
-from mape_unlearn.core.encoding import TokenBatch
+from mape_unlearn.core.data.encoding import TokenBatch
 
 
 def build_model(

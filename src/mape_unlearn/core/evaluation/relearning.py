@@ -22,11 +22,11 @@ from pydantic import Field, PositiveFloat, PositiveInt
 from torch import nn
 from transformers import PreTrainedTokenizerBase
 
-from mape_unlearn.core.encoding import encode_frame
-from mape_unlearn.core.metrics import teacher_forced_stats
-from mape_unlearn.core.settings import settings
-from mape_unlearn.core.splits import choose_forget_people
-from mape_unlearn.core.training import train_on_answers
+from mape_unlearn.core.data.encoding import encode_frame
+from mape_unlearn.core.data.splits import choose_forget_people
+from mape_unlearn.core.evaluation.metrics import teacher_forced_stats
+from mape_unlearn.core.runtime.settings import settings
+from mape_unlearn.core.runtime.training import train_on_answers
 
 log = logging.getLogger(__name__)
 

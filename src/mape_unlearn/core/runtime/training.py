@@ -14,9 +14,9 @@ from torch import nn
 from tqdm.auto import tqdm
 from transformers import get_cosine_schedule_with_warmup
 
-from mape_unlearn.core.encoding import TokenBatch
-from mape_unlearn.core.losses import mean_answer_nll
-from mape_unlearn.core.precision import bf16_autocast
+from mape_unlearn.core.data.encoding import TokenBatch
+from mape_unlearn.core.method.losses import mean_answer_nll
+from mape_unlearn.core.runtime.precision import bf16_autocast
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +42,7 @@ def train_on_answers(
     """Train every weight on the answer-token NLL; returns the model and the loss per epoch.
 
     ``autocast`` runs the forward in bf16 on CUDA (weights and optimizer state stay float32, so
-    no loss scaling is needed); it is ignored on the CPU (``core.precision``). Dropout (a
+    no loss scaling is needed); it is ignored on the CPU (``core.runtime.precision``). Dropout (a
     pretrained model's, e.g. BERT's 0.1) draws from the global generator, seeded here with
     ``seed`` inside a forked state: the run is reproducible whatever ran before it, and the
     caller's random state is left as it was.

@@ -2,7 +2,7 @@
 
 Definitions follow TOFU (Maini et al. 2024) and open-unlearning (locuslab/open-unlearning) so
 that numbers are comparable with published ones; where a choice exists, the docstring says which
-was taken. Per-token log-probabilities come from :mod:`mape_unlearn.core.answer_scores`.
+was taken. Per-token log-probabilities come from :mod:`mape_unlearn.core.evaluation.answer_scores`.
 
 Membership-inference scores are oriented so that higher means "more likely a member" and
 :func:`auc` treats members as the positive class: an AUC of 1 means the model ranks every
@@ -180,8 +180,9 @@ def mia_min_k(logprobs: TokenLogprobs, k: float = 0.4) -> np.ndarray:
 def mia_min_k_plus_plus(scores: Sequence[dict[str, torch.Tensor]], k: float = 0.4) -> np.ndarray:
     """Min-K%++ (Zhang et al. 2024): per token ``(logprob - mean) / std``, then Min-K% of those.
 
-    ``scores`` are :func:`mape_unlearn.core.answer_scores.answer_token_scores` rows. Normalising
-    by the model's own next-token distribution marks tokens that sit at a local maximum of the
+    ``scores`` are rows of
+    :func:`~mape_unlearn.core.evaluation.answer_scores.answer_token_scores`. Normalising by the
+    model's own next-token distribution marks tokens that sit at a local maximum of the
     likelihood. The variance is floored at 1e-6 (std at 1e-3) as in open-unlearning, so a
     near-deterministic position does not divide by zero.
     """

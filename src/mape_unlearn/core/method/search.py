@@ -41,7 +41,7 @@ import numpy as np
 import torch
 from pydantic import NonNegativeFloat, NonNegativeInt, field_validator
 
-from mape_unlearn.core.settings import settings
+from mape_unlearn.core.runtime.settings import settings
 
 Objective = Literal["forget_only", "forget_retain", "ratio"]
 OBJECTIVES: tuple[str, ...] = get_args(Objective)

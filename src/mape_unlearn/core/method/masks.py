@@ -15,7 +15,7 @@ from contextlib import contextmanager
 import torch
 from torch import nn
 
-from mape_unlearn.core.architectures import layout_of, submodule
+from mape_unlearn.core.method.architectures import layout_of, submodule
 
 
 def _scale(x: torch.Tensor, mask: torch.Tensor, groups: int) -> torch.Tensor:

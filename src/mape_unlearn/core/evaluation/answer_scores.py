@@ -2,10 +2,10 @@
 
 Truth ratio, answer probability and every membership-inference score are functions of the
 per-token log-probabilities of an answer, so they are computed once here, per sample and in
-sample order, and the metrics in :mod:`mape_unlearn.core.tofu_metrics` stay pure functions over
-numbers. Token ``t`` of an answer is scored by the logits at position ``t - 1`` (the same
-alignment as :func:`mape_unlearn.core.losses.answer_token_logits`), and EOS counts as an answer
-token.
+sample order, and the metrics in :mod:`~mape_unlearn.core.evaluation.tofu_metrics` stay pure
+functions over numbers. Token ``t`` of an answer is scored by the logits at position ``t - 1``
+(the same alignment as :func:`~mape_unlearn.core.method.losses.answer_token_logits`), and EOS
+counts as an answer token.
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from mape_unlearn.core.encoding import IGNORE, TokenBatch
-from mape_unlearn.core.losses import answer_token_logits
+from mape_unlearn.core.data.encoding import IGNORE, TokenBatch
+from mape_unlearn.core.method.losses import answer_token_logits
 
 
 def _per_sample_scores(
@@ -53,7 +53,8 @@ def answer_token_logprobs(
 ) -> list[torch.Tensor]:
     """Per sample, ``log p(answer token | prefix)`` for each answer token (EOS included), ``[m]``.
 
-    Their sum is minus the sample's answer NLL from :func:`mape_unlearn.core.losses.answer_nll`.
+    Their sum is minus the sample's answer NLL
+    (:func:`~mape_unlearn.core.method.losses.answer_nll`).
     """
     rows = _per_sample_scores(model, data, batch_size, device, vocab_stats=False)
     return [row["logprob"] for row in rows]

@@ -5,9 +5,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from mape_unlearn.core.distributed import all_reduce_sum, local_rows
-from mape_unlearn.core.encoding import IGNORE, LabelBatch, QABatch, TokenBatch
-from mape_unlearn.core.losses import answer_token_logits
+from mape_unlearn.core.data.encoding import IGNORE, LabelBatch, QABatch, TokenBatch
+from mape_unlearn.core.method.losses import answer_token_logits
+from mape_unlearn.core.runtime.distributed import all_reduce_sum, local_rows
 
 # what each view of a batch is called in the statistics: the whole answer, its fact tokens
 _VIEWS = {"answer": ("answer_nll", "answer_token_accuracy", "exact_match"),
@@ -26,7 +26,7 @@ def teacher_forced_stats(
     of the fact tokens only, the rest of the answer given: whether the model still knows the
     fact, whatever the wording around it.
 
-    Data-parallel under a process group (:mod:`~mape_unlearn.core.distributed`): each rank
+    Data-parallel under a process group (:mod:`~mape_unlearn.core.runtime.distributed`): each rank
     scores its own rows and one all-reduce adds up the sums, so every rank returns the
     statistics of all of ``data``.
     """

@@ -18,11 +18,11 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from mape_unlearn.core.architectures import layout_of
-from mape_unlearn.core.encoding import TokenBatch
-from mape_unlearn.core.losses import answer_nll, mean_answer_nll
-from mape_unlearn.core.search import ModuleSelection, Objective, budget
-from mape_unlearn.core.settings import settings
+from mape_unlearn.core.data.encoding import TokenBatch
+from mape_unlearn.core.method.architectures import layout_of
+from mape_unlearn.core.method.losses import answer_nll, mean_answer_nll
+from mape_unlearn.core.method.search import ModuleSelection, Objective, budget
+from mape_unlearn.core.runtime.settings import settings
 
 PARAMETER_SELECTORS: tuple[str, ...] = ("salun", "sa")
 
@@ -101,7 +101,8 @@ def forget_gradient(
 
 def diagonal_fisher(model: nn.Module, data: TokenBatch) -> dict[str, torch.Tensor]:
     """Diagonal empirical Fisher per parameter, ``F = mean_j g_j^2`` with ``g_j`` the gradient of
-    sample j's summed answer NLL (the per-sample loss of the mask gradients, core/importance.py).
+    sample j's summed answer NLL (the per-sample loss of the mask gradients,
+    core/method/importance.py).
 
     Per-sample gradients, not mini-batch ones: the square of a batch mean is not the mean of
     the squares. One backward pass per sample, each squared into the running sum at once, so

@@ -18,14 +18,14 @@ import pandas as pd
 import torch
 from torch import nn
 
-from mape_unlearn.core.device import resolve_device
-from mape_unlearn.core.encoding import TokenBatch
-from mape_unlearn.core.importance import MaskGradients, per_sample_mask_gradients
-from mape_unlearn.core.methods import DeletionRequest, select_and_unlearn
-from mape_unlearn.core.metrics import teacher_forced_stats
-from mape_unlearn.core.search import SearchSettings
-from mape_unlearn.core.selection import Selector
-from mape_unlearn.core.unlearning import UnlearnSettings
+from mape_unlearn.core.data.encoding import TokenBatch
+from mape_unlearn.core.evaluation.metrics import teacher_forced_stats
+from mape_unlearn.core.method.importance import MaskGradients, per_sample_mask_gradients
+from mape_unlearn.core.method.methods import DeletionRequest, select_and_unlearn
+from mape_unlearn.core.method.search import SearchSettings
+from mape_unlearn.core.method.selection import Selector
+from mape_unlearn.core.method.unlearning import UnlearnSettings
+from mape_unlearn.core.runtime.device import resolve_device
 
 log = logging.getLogger(__name__)
 

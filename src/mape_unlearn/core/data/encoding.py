@@ -25,7 +25,7 @@ import pandas as pd
 import torch
 from transformers import PreTrainedTokenizerBase
 
-from mape_unlearn.core.facts import FACT, fact_span
+from mape_unlearn.core.data.facts import FACT, fact_span
 
 IGNORE = -100
 
@@ -147,7 +147,7 @@ def encode_qa(
 ) -> QABatch:
     """Tokenise pairs into a :class:`QABatch`; raises if the tokenizer knows none of the words.
 
-    ``facts``: each answer's fact (a substring of it, see :mod:`~mape_unlearn.core.facts`); its
+    ``facts``: each answer's fact (a substring of it, see :mod:`~mape_unlearn.core.data.facts`); its
     tokens are those whose characters overlap it. Without facts every answer token is one.
     """
     if len(questions) != len(answers):

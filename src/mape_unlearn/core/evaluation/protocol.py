@@ -15,7 +15,8 @@ label, the MIA scores those of the label as a one-token answer (the loss attack 
 normalised variants; zlib over the input text), and ROUGE-L and truth ratio are NaN, as are
 forget quality and model utility, which need them.
 
-Data-parallel under a ``torch.distributed`` process group (:mod:`~mape_unlearn.core.distributed`):
+Data-parallel under a ``torch.distributed`` process group
+(:mod:`~mape_unlearn.core.runtime.distributed`):
 each rank scores and decodes a contiguous share of a split's rows and one gather gives every
 rank all per-sample metrics in row order, so every rank returns what one process would.
 """
@@ -30,17 +31,17 @@ import torch
 from torch import nn
 from transformers import PreTrainedTokenizerBase
 
-from mape_unlearn.core import tofu_metrics as tofu
-from mape_unlearn.core.answer_scores import answer_token_logprobs, answer_token_scores
-from mape_unlearn.core.distributed import gather_objects, gather_rows, local_rows
-from mape_unlearn.core.encoding import LabelBatch, QABatch, encode_frame, encode_qa
-from mape_unlearn.core.metrics import (
+from mape_unlearn.core.data.encoding import LabelBatch, QABatch, encode_frame, encode_qa
+from mape_unlearn.core.evaluation import tofu_metrics as tofu
+from mape_unlearn.core.evaluation.answer_scores import answer_token_logprobs, answer_token_scores
+from mape_unlearn.core.evaluation.metrics import (
     greedy_answers,
     predicted_labels,
     reference_answers,
     teacher_forced_stats,
 )
-from mape_unlearn.core.models import check_fits
+from mape_unlearn.core.runtime.distributed import gather_objects, gather_rows, local_rows
+from mape_unlearn.core.runtime.models import check_fits
 
 MIA_ATTACKS = ("loss", "zlib", "min_k", "min_k_plus_plus")
 UTILITY_METRICS = ("answer_probability", "rouge_l_recall", "truth_ratio")

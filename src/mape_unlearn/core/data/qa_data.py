@@ -7,7 +7,7 @@ by, and so the unit that is held out and forgotten: a person, an author, a docum
 list of plausible wrong answers per row). Only the truth ratio and forget quality need the
 optional two; without them those metrics are NaN. An optional ``fact`` column names the words
 of each answer that carry its information (else they are derived, see
-:mod:`~mape_unlearn.core.facts`). A user's data names these columns as it likes: ``columns``
+:mod:`~mape_unlearn.core.data.facts`). A user's data names these columns as it likes: ``columns``
 maps each of the project's names to the data's (``None``: absent).
 
 A classification table (:func:`to_label_table`) has ``person_id``, ``text``, optionally

@@ -1,14 +1,15 @@
 """Masked unlearning: update only the weight slices of the selected modules (docs/method.md §4).
 
-Two exact paths, chosen per tensor. Compact (``core/compact.py``): a mask that selects whole rows
-or columns of a projection (every module mask) trains only those slices, as small deltas, so
-gradients and Adam state exist only for the selected entries. Dense: any other mask (``salun``,
-``sa`` element masks, ``full``) multiplies the full gradient by the 0/1 mask before every step
-(weight decay 0), so a frozen entry's optimiser state stays 0 and its update is exactly 0. Either
-way frozen weights are bit-identical after unlearning; parameters with no selected entry get no
-gradient at all.
+Two exact paths, chosen per tensor. Compact (``core/method/compact.py``): a mask that selects
+whole rows or columns of a projection (every module mask) trains only those slices, as small
+deltas, so gradients and Adam state exist only for the selected entries. Dense: any other mask
+(``salun``, ``sa`` element masks, ``full``) multiplies the full gradient by the 0/1 mask before
+every step (weight decay 0), so a frozen entry's optimiser state stays 0 and its update is
+exactly 0. Either way frozen weights are bit-identical after unlearning; parameters with no
+selected entry get no gradient at all.
 
-Data-parallel under a ``torch.distributed`` process group (:mod:`~mape_unlearn.core.distributed`):
+Data-parallel under a ``torch.distributed`` process group
+(:mod:`~mape_unlearn.core.runtime.distributed`):
 every rank draws the same batches (one seeded generator) and computes the loss of its own rows
 of each, normalised by the whole batch's counts, so the ranks' losses add up to the
 one-process loss; one all-reduce of the gradients then gives every rank the whole batch's
@@ -30,12 +31,17 @@ from pydantic import NonNegativeFloat, PositiveFloat, PositiveInt
 from torch import nn
 from tqdm.auto import tqdm
 
-from mape_unlearn.core.compact import CompactUpdate, compact_slices
-from mape_unlearn.core.distributed import all_reduce_sum, local_rows, rank_and_world, shard_bounds
-from mape_unlearn.core.encoding import IGNORE, TokenBatch, TokenView, scored_on
-from mape_unlearn.core.losses import answer_nll, answer_token_logits, mean_answer_nll
-from mape_unlearn.core.metrics import teacher_forced_stats
-from mape_unlearn.core.settings import settings
+from mape_unlearn.core.data.encoding import IGNORE, TokenBatch, TokenView, scored_on
+from mape_unlearn.core.evaluation.metrics import teacher_forced_stats
+from mape_unlearn.core.method.compact import CompactUpdate, compact_slices
+from mape_unlearn.core.method.losses import answer_nll, answer_token_logits, mean_answer_nll
+from mape_unlearn.core.runtime.distributed import (
+    all_reduce_sum,
+    local_rows,
+    rank_and_world,
+    shard_bounds,
+)
+from mape_unlearn.core.runtime.settings import settings
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +72,7 @@ class UnlearnSettings:
     seed: int
     stop_at_retrain_level: bool = True  # stop once forget accuracy reaches the target level
     target: Literal["retrain", "holdout"] = "retrain"  # whose level that is
-    device: str = "auto"  # core.device.resolve_device
+    device: str = "auto"  # core.runtime.device.resolve_device
 
 
 def forget_term(
@@ -217,7 +223,7 @@ def masked_unlearn(
     ``stop_metric``. Stops after ``max_steps``, when forget accuracy reaches
     ``target_forget_accuracy`` (at step 0 when it is there already: nothing to unlearn), or at
     the first non-finite loss, restoring the weights of the last step whose loss was finite.
-    ``compact`` trains masks of whole rows/columns as small deltas (core/compact.py; the same
+    ``compact`` trains masks of whole rows/columns as small deltas (core/method/compact.py; the same
     result to float rounding, with a fraction of the memory); ``False`` forces the dense path.
     """
     s = settings

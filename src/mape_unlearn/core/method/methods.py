@@ -19,24 +19,24 @@ import torch
 from torch import nn
 from transformers import PreTrainedTokenizerBase
 
-from mape_unlearn.core.architectures import module_parameter_masks, module_sizes
-from mape_unlearn.core.device import resolve_device
-from mape_unlearn.core.encoding import TokenBatch, encode_frame, scored_on
-from mape_unlearn.core.importance import MaskGradients
-from mape_unlearn.core.search import SearchSettings, warm_start_greedy
-from mape_unlearn.core.selection import (
+from mape_unlearn.core.data.encoding import TokenBatch, encode_frame, scored_on
+from mape_unlearn.core.data.splits import rows_not_forgotten
+from mape_unlearn.core.method.architectures import module_parameter_masks, module_sizes
+from mape_unlearn.core.method.importance import MaskGradients
+from mape_unlearn.core.method.search import SearchSettings, warm_start_greedy
+from mape_unlearn.core.method.selection import (
     Selector,
     all_parameters,
     random_modules,
     saliency_parameters,
 )
-from mape_unlearn.core.splits import rows_not_forgotten
-from mape_unlearn.core.unlearning import (
+from mape_unlearn.core.method.unlearning import (
     UnlearnSettings,
     masked_unlearn,
     matched_forgetting,
     optimizer_state_bytes,
 )
+from mape_unlearn.core.runtime.device import resolve_device
 
 Trace = list[dict[str, float]]
 

@@ -1,0 +1,1 @@
+"""Data: generated people, a user's QA or label data, splits, fact tokens, encoding."""

@@ -1,0 +1,1 @@
+"""Evaluation: TOFU-style metrics, the evaluation protocol and the relearning attack."""

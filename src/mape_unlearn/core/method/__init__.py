@@ -1,0 +1,1 @@
+"""The method: module masks, mask gradients, the search, selections, masked unlearning."""

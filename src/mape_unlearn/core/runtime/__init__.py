@@ -1,0 +1,1 @@
+"""Runtime: devices, process groups, precision, models, training and settings objects."""

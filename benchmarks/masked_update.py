@@ -36,7 +36,7 @@ import torch
 from transformers import GPT2Config, GPT2LMHeadModel
 
 from mape_unlearn.core.data.encoding import IGNORE, QABatch
-from mape_unlearn.core.method.architectures import module_parameter_masks
+from mape_unlearn.core.method.architectures import module_weight_masks
 from mape_unlearn.core.method.selection import all_parameters, random_modules
 from mape_unlearn.core.method.unlearning import (
     UnlearnSettings,
@@ -66,7 +66,7 @@ def setup(shape: str, config: str) -> tuple[GPT2LMHeadModel, dict[str, torch.Ten
     if config == "full":
         return model, all_parameters(model)
     selection = random_modules(model, SPARSITY, seed=0)
-    return model, module_parameter_masks(model, selection.heads, selection.filters)
+    return model, module_weight_masks(model, selection.heads, selection.filters)
 
 
 def unlearn(model, masks, config: str, steps: int, device: torch.device) -> None:

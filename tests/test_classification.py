@@ -18,7 +18,7 @@ from mape_unlearn.core.data.people import generate_people_qa
 from mape_unlearn.core.data.people_labels import label_people
 from mape_unlearn.core.data.tokenizer import corpus_texts, train_word_tokenizer
 from mape_unlearn.core.evaluation.metrics import teacher_forced_stats
-from mape_unlearn.core.method.architectures import module_parameter_masks
+from mape_unlearn.core.method.architectures import module_weight_masks
 from mape_unlearn.core.method.importance import per_sample_mask_gradients
 from mape_unlearn.core.method.losses import answer_nll
 from mape_unlearn.core.method.unlearning import UnlearnSettings, masked_unlearn
@@ -126,7 +126,7 @@ def test_masked_unlearning_of_a_classifier_changes_only_the_selected_slices(
     )
     heads, filters = torch.zeros(2, 4), torch.zeros(2, 48)
     heads[1, 2], filters[0, :5] = 1, 1
-    masks = module_parameter_masks(model, heads, filters)
+    masks = module_weight_masks(model, heads, filters)
     settings = UnlearnSettings(
         rule="gd", lr=1e-2, max_steps=4, alpha=1.0, beta=0.1, damping=1.0, kl_weight=0.0,
         batch_size=8, eval_every=2, probe_retain_samples=16, stop_metric="exact_match",

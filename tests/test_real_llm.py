@@ -13,7 +13,7 @@ import torch
 
 from mape_unlearn.core.data.encoding import encode_frame
 from mape_unlearn.core.data.people import generate_people_qa
-from mape_unlearn.core.method.architectures import layout_of, module_parameter_masks, submodule
+from mape_unlearn.core.method.architectures import layout_of, module_weight_masks, submodule
 from mape_unlearn.core.method.importance import per_sample_mask_gradients
 from mape_unlearn.core.method.masks import masks_applied
 from mape_unlearn.core.method.unlearning import UnlearnSettings, masked_unlearn
@@ -104,7 +104,7 @@ def test_compact_steps_change_only_the_selected_slices(smollm2, people):
     filters = torch.zeros(layout.n_layers, layout.n_filters, dtype=torch.bool)
     heads[29, 5] = True  # shares K/V head 1 of layer 29 with heads 3 and 4
     filters[3, [0, 1535]] = True
-    masks = module_parameter_masks(model, heads, filters)
+    masks = module_weight_masks(model, heads, filters)
     settings = UnlearnSettings(
         rule="gd", lr=1e-3, max_steps=2, alpha=1.0, beta=0.1, damping=1.0, kl_weight=0.0,
         batch_size=2, eval_every=2, probe_retain_samples=2, stop_metric="fact_accuracy",

@@ -16,7 +16,7 @@ from safetensors.torch import load_file
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from mape_unlearn.caching import CachingRunner
-from mape_unlearn.core.method.architectures import module_parameter_masks
+from mape_unlearn.core.method.architectures import module_weight_masks
 from mape_unlearn.pipeline_registry import register_pipelines
 from tests.conftest import copy_project
 
@@ -91,7 +91,7 @@ def test_artifacts_are_consistent(finished_run: Path):
 
     original = AutoModelForCausalLM.from_pretrained(data / "06_models" / "original_model")
     unlearned = AutoModelForCausalLM.from_pretrained(data / "06_models" / "unlearned_model")
-    masks = module_parameter_masks(original, selection["heads"], selection["filters"])
+    masks = module_weight_masks(original, selection["heads"], selection["filters"])
     after = dict(unlearned.named_parameters())
     for name, before in original.named_parameters():
         frozen = ~masks.get(name, torch.zeros_like(before, dtype=torch.bool))
@@ -170,7 +170,7 @@ def test_changed_unlearn_parameter_reruns_only_unlearn_and_what_follows(project_
         "successive_requests",
     } <= set(ran)
     assert set(ran) <= later  # nothing upstream of unlearning re-ran
-    assert {"module_masks", "evaluate_original.evaluate_model"}.isdisjoint(ran)
+    assert {"selection_weight_masks", "evaluate_original.evaluate_model"}.isdisjoint(ran)
     assert ran["forget_accuracy_target"] == ["params changed: unlearn.lr"]
 
 

@@ -13,7 +13,7 @@ from typing import Any
 from kedro.config import MissingConfigException, OmegaConfigLoader
 from kedro.pipeline import Pipeline
 
-from mape_unlearn.params import ForgetParams, QASourceParams, TrainParams
+from mape_unlearn.params import EvaluateParams, ForgetParams, QASourceParams, TrainParams
 from mape_unlearn.pipelines import (
     data_prep,
     evaluate,
@@ -73,9 +73,13 @@ def _parameters(conf_source: Path) -> dict[str, Any]:
 def evaluation_shape(conf_source: Path = Path("conf")) -> dict[str, tuple[str, ...]]:
     """``evaluate.methods`` and ``sweep.methods``, which shape `evaluate` and `sweep`.
 
-    Each must name an entry of ``baselines``: an unknown method stops registration.
+    Each must name an entry of ``baselines``: an unknown method stops registration. The
+    ``evaluate`` group is validated here, where it is read as a whole; its nodes read only the
+    values they use (``evaluate.batch_size``, ``.device``, ``.relearn``).
     """
     params = _parameters(conf_source)
+    if "evaluate" in params:
+        EvaluateParams.model_validate(params["evaluate"])
     shape = {
         "methods": tuple(params.get("evaluate", {}).get("methods", ())),
         "swept": tuple(params.get("sweep", {}).get("methods", ())),

@@ -22,7 +22,7 @@ from mape_unlearn.core.data.people import generate_people_qa
 from mape_unlearn.core.data.tokenizer import corpus_texts, train_word_tokenizer
 from mape_unlearn.core.evaluation.metrics import teacher_forced_stats
 from mape_unlearn.core.evaluation.protocol import evaluate_split
-from mape_unlearn.core.method.architectures import module_parameter_masks
+from mape_unlearn.core.method.architectures import module_weight_masks
 from mape_unlearn.core.method.importance import per_sample_mask_gradients
 from mape_unlearn.core.method.unlearning import masked_unlearn
 from mape_unlearn.core.runtime.distributed import (
@@ -150,7 +150,7 @@ def _unlearned(
         model,
         random_batch(6, seed=1),
         random_batch(8, seed=2),
-        module_parameter_masks(model, *_selection(model)),
+        module_weight_masks(model, *_selection(model)),
         _settings(rule=rule, batch_size=batch_size, kl_weight=kl_weight),
         target_forget_accuracy=None,
         device=CPU,
@@ -171,7 +171,7 @@ def test_two_gloo_ranks_unlearn_like_one_process(tmp_path: Path):
     ranks = _spawn(_unlearn_worker, tmp_path)
 
     original = tiny_model("gpt2")
-    masks = module_parameter_masks(original, *_selection(original))
+    masks = module_weight_masks(original, *_selection(original))
     for case in UNLEARN_CASES:
         single, single_trace = _unlearned(*case)
         for results in ranks:

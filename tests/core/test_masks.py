@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from mape_unlearn.core.method.architectures import layout_of, module_parameter_masks, module_sizes
+from mape_unlearn.core.method.architectures import layout_of, module_sizes, module_weight_masks
 from mape_unlearn.core.method.masks import masks_applied
 from tests.conftest import ENCODER_FAMILIES, tiny_model
 
@@ -65,7 +65,7 @@ def test_encoder_families_mask_heads_and_filters_per_sample(family, batch):
     masked = hidden(heads, None)
     changed = [(masked[i] - before[i]).abs().max().item() > 1e-6 for i in range(len(batch))]
     assert changed == [i == 2 for i in range(len(batch))]
-    masks = module_parameter_masks(
+    masks = module_weight_masks(
         encoder, torch.tensor([[False] * 4, [False, False, False, True]]), torch.zeros(2, 48) > 0
     )
     query = masks["encoder.layer.1.attention.self.query.weight"]

@@ -15,8 +15,8 @@ from mape_unlearn.core.data.tokenizer import corpus_texts, train_word_tokenizer
 from mape_unlearn.core.method.importance import ImportanceSettings, split_mask_gradients
 from mape_unlearn.core.method.methods import (
     deletion_request,
-    researched_unlearn,
     select_and_unlearn,
+    unlearn_with_research,
 )
 from mape_unlearn.core.method.search import SearchSettings
 from mape_unlearn.core.method.selection import Selector
@@ -67,7 +67,7 @@ def setting() -> tuple:
 
 def test_without_research_it_is_the_single_search(setting):
     model, request, settings, gradients_on = setting
-    once, trace, cost = researched_unlearn(model, MODULES, request, settings, 0, gradients_on)
+    once, trace, cost = unlearn_with_research(model, MODULES, request, settings, 0, gradients_on)
     expected, expected_trace, _ = select_and_unlearn(model, MODULES, request, *settings)
     assert trace == expected_trace and cost["steps"] == 7
     for a, b in zip(once.parameters(), expected.parameters(), strict=True):
@@ -76,12 +76,14 @@ def test_without_research_it_is_the_single_search(setting):
 
 def test_research_continues_the_steps_and_moves_the_mask(setting):
     model, request, settings, gradients_on = setting
-    researched, trace, cost = researched_unlearn(model, MODULES, request, settings, 3, gradients_on)
+    researched, trace, cost = unlearn_with_research(
+        model, MODULES, request, settings, 3, gradients_on
+    )
     assert [entry["step"] for entry in trace] == list(range(8))  # step 0: the original
     # checkpoints at 0, every 2 steps of each segment (1-3, 4-6, 7) and at each segment's end
     assert [e["step"] for e in trace if "forget_accuracy" in e] == [0, 2, 3, 5, 6, 7]
     assert cost["steps"] == 7 and not cost["reached_target"]
-    once, _, _ = researched_unlearn(model, MODULES, request, settings, 0, gradients_on)
+    once, _, _ = unlearn_with_research(model, MODULES, request, settings, 0, gradients_on)
     original, single = dict(model.named_parameters()), dict(once.named_parameters())
     frozen_once_moved = sum(
         int(((weights != original[name]) & (single[name] == original[name])).sum())
@@ -93,7 +95,7 @@ def test_research_continues_the_steps_and_moves_the_mask(setting):
 def test_research_stops_at_the_target(setting):
     model, request, settings, gradients_on = setting
     at_target = replace(request, target_accuracy=1.0)
-    _, trace, cost = researched_unlearn(model, MODULES, at_target, settings, 3, gradients_on)
+    _, trace, cost = unlearn_with_research(model, MODULES, at_target, settings, 3, gradients_on)
     # every accuracy is at or below 1: the original is there already, nothing is unlearnt
     assert cost["reached_target"] and cost["steps_to_matched_forgetting"] == 0
     assert trace[-1]["step"] == 0 and cost["steps"] == 0

@@ -3,7 +3,7 @@ import torch
 from pydantic import ValidationError
 
 from mape_unlearn.core.evaluation.metrics import teacher_forced_stats
-from mape_unlearn.core.method.architectures import layout_of, module_parameter_masks
+from mape_unlearn.core.method.architectures import layout_of, module_weight_masks
 from mape_unlearn.core.method.compact import compact_slices
 from mape_unlearn.core.method.losses import mean_answer_nll
 from mape_unlearn.core.method.unlearning import (
@@ -67,7 +67,7 @@ def test_only_selected_slices_change_and_frozen_weights_are_bit_identical(
     model, rule, changes, compact
 ):
     heads, filters = _selection(model)
-    masks = module_parameter_masks(model, heads, filters)
+    masks = module_weight_masks(model, heads, filters)
     unlearned, trace = _unlearn(model, masks, rule=rule, compact=compact, **changes)
     assert [e["step"] for e in trace] == [0, 1, 2, 3, 4, 5]
     # step 0 (the model as given), checkpoints every 2 steps and the end carry both sides
@@ -85,7 +85,7 @@ def test_only_selected_slices_change_and_frozen_weights_are_bit_identical(
 
 def test_head_slices_follow_the_family_layout(model):
     heads, filters = _selection(model)
-    masks = module_parameter_masks(model, heads, torch.zeros_like(filters))
+    masks = module_weight_masks(model, heads, torch.zeros_like(filters))
     layout = layout_of(model)
     per_head = layout.head_dim * model.config.hidden_size
     # q, o (and k, v when not grouped) get one head's slice each; grouped K/V get one KV head's
@@ -102,7 +102,7 @@ def test_head_slices_follow_the_family_layout(model):
 
 def test_gradient_difference_raises_forget_loss(model):
     heads, filters = _selection(model)
-    masks = module_parameter_masks(model, heads | True, filters | True)
+    masks = module_weight_masks(model, heads | True, filters | True)
     _, trace = _unlearn(model, masks, rule="gd", steps=8)
     assert trace[-1]["forget_loss"] > trace[1]["forget_loss"]
 
@@ -129,7 +129,7 @@ def test_npo_lowers_forget_likelihood_relative_to_the_original(model):
     from mape_unlearn.core.method.unlearning import forget_term
 
     forget = random_batch(6, seed=1)
-    masks = module_parameter_masks(model, *(m | True for m in _selection(model)))
+    masks = module_weight_masks(model, *(m | True for m in _selection(model)))
     unlearned, trace = masked_unlearn(
         model,
         forget,
@@ -151,7 +151,7 @@ def test_npo_lowers_forget_likelihood_relative_to_the_original(model):
 def test_so_takes_a_damped_newton_step_with_the_diagonal_retain_fisher(model):
     """One `so` step: d = grad L_f / (F_r + damping * mean F_r), length lr per weight (RMS)."""
     forget, retain = random_batch(6, seed=1), random_batch(8, seed=2)
-    masks = module_parameter_masks(model, *_selection(model))
+    masks = module_weight_masks(model, *_selection(model))
     settings = _settings(rule="so", lr=0.01, max_steps=1, batch_size=8, damping=0.3)
     unlearned, _ = masked_unlearn(model, forget, retain, masks, settings, None, CPU)
 
@@ -174,7 +174,7 @@ def test_so_takes_a_damped_newton_step_with_the_diagonal_retain_fisher(model):
 def test_kl_to_the_original_keeps_retain_outputs_closer(model):
     from mape_unlearn.core.method.unlearning import retain_kl
 
-    masks = module_parameter_masks(model, *(m | True for m in _selection(model)))
+    masks = module_weight_masks(model, *(m | True for m in _selection(model)))
     retain = random_batch(8, seed=2)
     plain, _ = _unlearn(model, masks, rule="ga", steps=6, batch_size=8)
     anchored, _ = _unlearn(model, masks, rule="ga", steps=6, batch_size=8, kl_weight=50.0)
@@ -223,7 +223,7 @@ def test_exact_match_stop_metric_traces_whole_answers(model):
     same = [g == r for g, r in zip(greedy, reference_answers(forget), strict=True)]
     assert stats["exact_match"] == pytest.approx(sum(same) / len(same))
 
-    masks = module_parameter_masks(trained, *_selection(trained))
+    masks = module_weight_masks(trained, *_selection(trained))
     _, trace = masked_unlearn(
         trained, forget, random_batch(8, seed=2), masks,
         _settings(max_steps=1, eval_every=1, stop_metric="exact_match"), None, CPU,
@@ -238,7 +238,7 @@ def test_non_finite_loss_stops_and_restores_the_last_finite_weights(model, every
     heads, filters = _selection(model)
     if every_module:  # every row: all-ones masks, the dense path
         heads, filters = heads | True, filters | True
-    masks = module_parameter_masks(model, heads, filters)
+    masks = module_weight_masks(model, heads, filters)
     forget = random_batch(6, seed=1)
     unlearned, trace = masked_unlearn(
         model, forget, random_batch(8, seed=2), masks,
@@ -254,7 +254,7 @@ def test_non_finite_loss_stops_and_restores_the_last_finite_weights(model, every
 def _mixed_masks(model):
     """Module masks plus element masks: on a projection and a norm (dense path), on a bias
     (a compact slice apart from its weight's)."""
-    masks = module_parameter_masks(model, *_selection(model))
+    masks = module_weight_masks(model, *_selection(model))
     generator = torch.Generator().manual_seed(3)
     for name, param in model.named_parameters():
         if name.endswith(("h.0.mlp.c_proj.weight", "layers.0.mlp.down_proj.weight")):
@@ -279,7 +279,7 @@ def _key_bias(model, name: str) -> slice:
     "rule, changes", [("gd", {}), ("so", {}), ("npo", {}), ("ga", {"kl_weight": 1.0})]
 )
 def test_compact_slices_give_the_dense_masked_result(model, rule, changes, selection):
-    masks = module_parameter_masks(model, *_selection(model))
+    masks = module_weight_masks(model, *_selection(model))
     if selection == "mixed":
         masks = _mixed_masks(model)
     compact, compact_trace = _unlearn(model, masks, rule=rule, **changes)
@@ -350,7 +350,7 @@ def test_a_tied_embedding_stays_on_the_dense_path():
 def test_nothing_to_unlearn_when_the_model_is_already_at_the_target(model, caplog):
     """A forget set the model already gets as wrong as the target: step 0 only, a warning,
     and the weights as given."""
-    masks = module_parameter_masks(model, *(m | True for m in _selection(model)))
+    masks = module_weight_masks(model, *(m | True for m in _selection(model)))
     with caplog.at_level("WARNING"):
         unlearned, trace = masked_unlearn(
             model,

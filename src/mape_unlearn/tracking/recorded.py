@@ -41,7 +41,7 @@ NOT_LOGGED = (
     "retain_split",
     "holdout_split",
     "*_mask_gradients",
-    "*parameter_masks",
+    "*weight_masks",
     "unlearned_release",  # an MLflow model, registered (registry.py)
 )
 

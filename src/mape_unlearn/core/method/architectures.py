@@ -152,7 +152,7 @@ def layout_of(model: nn.Module) -> ModuleLayout:
     )
 
 
-def module_parameter_masks(
+def module_weight_masks(
     model: nn.Module, heads: torch.Tensor, filters: torch.Tensor
 ) -> dict[str, torch.Tensor]:
     """Boolean masks over parameters: True where an entry belongs to a selected module.
@@ -205,6 +205,6 @@ def module_sizes(model: nn.Module) -> tuple[int, int]:
             "filters": torch.zeros(layout.n_layers, layout.n_filters, dtype=torch.bool),
         }
         selected[kind][0, 0] = True
-        masks = module_parameter_masks(model, selected["heads"], selected["filters"])
+        masks = module_weight_masks(model, selected["heads"], selected["filters"])
         sizes.append(sum(int(mask.sum()) for mask in masks.values()))
     return sizes[0], sizes[1]

@@ -2,7 +2,7 @@
 to the stop, and what that cost; once, or with the mask searched again as the model changes.
 
 Every user of a method — the `unlearn` stage and its baselines, the sparsity sweep, successive
-requests, the study — goes through :func:`select_and_unlearn` or :func:`researched_unlearn`, so a
+requests, the study — goes through :func:`select_and_unlearn` or :func:`unlearn_with_research`, so a
 method means the same thing everywhere.
 """
 
@@ -21,7 +21,7 @@ from transformers import PreTrainedTokenizerBase
 
 from mape_unlearn.core.data.encoding import TokenBatch, encode_frame, scored_on
 from mape_unlearn.core.data.splits import rows_not_forgotten
-from mape_unlearn.core.method.architectures import module_parameter_masks, module_sizes
+from mape_unlearn.core.method.architectures import module_sizes, module_weight_masks
 from mape_unlearn.core.method.importance import MaskGradients
 from mape_unlearn.core.method.search import SearchSettings, warm_start_greedy
 from mape_unlearn.core.method.selection import (
@@ -113,7 +113,7 @@ def select_weights(
         return saliency_parameters(
             model, forget, selector.kind, search.sparsity, unlearn.batch_size, device
         )
-    return module_parameter_masks(model, selection.heads, selection.filters)
+    return module_weight_masks(model, selection.heads, selection.filters)
 
 
 def unlearn_weights(
@@ -168,7 +168,7 @@ def select_and_unlearn(
     return unlearn_weights(model, request, masks, unlearn)
 
 
-def researched_unlearn(
+def unlearn_with_research(
     model: nn.Module,
     selector: Selector,
     request: DeletionRequest,

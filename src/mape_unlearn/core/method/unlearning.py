@@ -207,7 +207,7 @@ def masked_unlearn(
     model: nn.Module,
     forget: TokenBatch,
     retain: TokenBatch,
-    parameter_masks: dict[str, torch.Tensor],
+    weight_masks: dict[str, torch.Tensor],
     settings: UnlearnSettings,
     target_forget_accuracy: float | None,
     device: torch.device,
@@ -229,9 +229,7 @@ def masked_unlearn(
     s = settings
     needs_reference = s.rule == "npo" or s.kl_weight > 0
     reference = model.to(device).eval() if needs_reference else None  # never optimised
-    model, shared, update, trainable, masks = _trainable_copy(
-        model, parameter_masks, device, compact
-    )
+    model, shared, update, trainable, masks = _trainable_copy(model, weight_masks, device, compact)
     optimizer, curvature = _optimizer(model, retain, trainable, masks, s, device)
     take_step = _Stepper(model, reference, optimizer, trainable, masks, curvature, s)
     generator = torch.Generator().manual_seed(s.seed)
@@ -266,7 +264,7 @@ def masked_unlearn(
 
 
 def _trainable_copy(
-    model: nn.Module, parameter_masks: dict[str, torch.Tensor], device: torch.device, compact: bool
+    model: nn.Module, weight_masks: dict[str, torch.Tensor], device: torch.device, compact: bool
 ) -> tuple[
     nn.Module,
     list[tuple[nn.Parameter, torch.Tensor]],
@@ -277,9 +275,9 @@ def _trainable_copy(
     """The working copy on ``device`` and what trains in it: compact slices as deltas, dense
     tensors whole; returns also the shared storage to undo, and the masks of partly selected
     dense tensors (gradients multiplied by them)."""
-    slices = compact_slices(model, parameter_masks) if compact else {}
+    slices = compact_slices(model, weight_masks) if compact else {}
     # the dense path: whole tensors, gradients masked unless every entry is selected
-    dense = {n: m.to(device) for n, m in parameter_masks.items() if n not in slices}
+    dense = {n: m.to(device) for n, m in weight_masks.items() if n not in slices}
     model, shared = _working_copy(model, set(dense))
     model = model.to(device).eval()  # dropout off: steps depend on data alone
     update = CompactUpdate(model, slices)

@@ -13,9 +13,8 @@ from mape_unlearn.core.evaluation.protocol import (
     degenerate_metrics,
     evaluate_split,
 )
-from mape_unlearn.core.evaluation.relearning import relearning_attack
+from mape_unlearn.core.evaluation.relearning import RelearnSettings, relearning_attack
 from mape_unlearn.core.runtime.device import resolve_device
-from mape_unlearn.params import EvaluateParams
 
 log = logging.getLogger(__name__)
 
@@ -60,22 +59,23 @@ def evaluate_model(
     forget_split: pd.DataFrame,
     retain_split: pd.DataFrame,
     holdout_split: pd.DataFrame,
-    params: EvaluateParams,
+    batch_size: int,
+    device: str,
+    relearn: RelearnSettings,
     world_split: pd.DataFrame | None = None,
 ) -> tuple[dict[str, dict[str, float]], pd.DataFrame]:
     """Metrics of one model on forget, retain, holdout and (``data_prep.world_facts``) world
-    knowledge, and its per-sample metrics."""
-    device = resolve_device(params.device)
+    knowledge, and its per-sample metrics. Reads only the ``evaluate`` parameters it uses, so
+    comparing other methods (``evaluate.methods``) leaves its result cached."""
+    on = resolve_device(device)
     summaries, samples = {}, []
     splits = {"forget": forget_split, "retain": retain_split, "holdout": holdout_split}
     if world_split is not None:
         splits["world"] = world_split
     for name, split in splits.items():
-        summaries[name], per_sample = evaluate_split(
-            model, tokenizer, split, name, params.batch_size, device
-        )
+        summaries[name], per_sample = evaluate_split(model, tokenizer, split, name, batch_size, on)
         samples.append(per_sample)
-    summaries["relearn"] = relearning_attack(model, tokenizer, forget_split, params.relearn, device)
+    summaries["relearn"] = relearning_attack(model, tokenizer, forget_split, relearn, on)
     return summaries, pd.concat(samples, ignore_index=True)
 
 

@@ -11,6 +11,8 @@ from mape_unlearn.pipelines.evaluate.nodes import evaluate_model, metrics_report
 from mape_unlearn.pipelines.evaluate.plots import plot_evaluation, plot_frontier
 
 SHARED = ["original_model", "tokenizer", "forget_split", "retain_split", "holdout_split"]
+# what evaluating one model reads of `evaluate` (not `methods`: adding a method re-runs no model)
+PARAMETERS = {name: f"params:evaluate.{name}" for name in ("batch_size", "device", "relearn")}
 
 
 def _evaluation(model: str, world_facts: bool) -> Pipeline:
@@ -20,7 +22,7 @@ def _evaluation(model: str, world_facts: bool) -> Pipeline:
         [
             Node(
                 evaluate_model,
-                {"model": "model", **{name: name for name in splits}, "params": "params:evaluate"},
+                {"model": "model", **{name: name for name in splits}, **PARAMETERS},
                 ["metrics", "samples"],
                 name="evaluate_model",
             )
@@ -30,7 +32,7 @@ def _evaluation(model: str, world_facts: bool) -> Pipeline:
         base,
         namespace=f"evaluate_{model}",
         inputs={"model": f"{model}_model", **inputs},
-        parameters={"params:evaluate": "params:evaluate"},
+        parameters={p: p for p in PARAMETERS.values()},
         outputs={"metrics": f"{model}_metrics", "samples": f"{model}_sample_metrics"},
     )
 

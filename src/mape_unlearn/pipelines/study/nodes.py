@@ -2,8 +2,8 @@
 
 Each run is one deletion request (a forget-set seed) with its own retrain reference; each
 variant is a selector plus overrides of ``mask_search`` and ``unlearn``, unlearned to matched
-forgetting by the core's :func:`~mape_unlearn.core.method.methods.researched_unlearn` and measured
-there. These nodes only vary the settings.
+forgetting by :func:`~mape_unlearn.core.method.methods.unlearn_with_research` and measured there.
+These nodes only vary the settings.
 """
 
 from __future__ import annotations
@@ -27,7 +27,11 @@ from mape_unlearn.core.method.importance import (
     MaskGradients,
     split_mask_gradients,
 )
-from mape_unlearn.core.method.methods import DeletionRequest, deletion_request, researched_unlearn
+from mape_unlearn.core.method.methods import (
+    DeletionRequest,
+    deletion_request,
+    unlearn_with_research,
+)
 from mape_unlearn.core.method.search import SearchSettings
 from mape_unlearn.core.method.selection import Selector
 from mape_unlearn.core.method.unlearning import UnlearnSettings
@@ -136,7 +140,7 @@ def _unlearn_variants(
         variant_unlearn = replace(unlearn, **variant.unlearn)
         request = _request(models, tokenizer, splits, gradients, variant, variant_unlearn)
         gradients_on = _regradient(tokenizer, splits, gradients, importance, variant)
-        model, trace, cost = researched_unlearn(
+        model, trace, cost = unlearn_with_research(
             models["original"],
             baselines[variant.selector],
             request,

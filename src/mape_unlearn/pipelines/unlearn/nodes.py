@@ -11,7 +11,7 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 from mape_unlearn.core.data.encoding import encode_frame
 from mape_unlearn.core.data.splits import check_disjoint
 from mape_unlearn.core.evaluation.metrics import teacher_forced_stats
-from mape_unlearn.core.method.architectures import module_parameter_masks
+from mape_unlearn.core.method.architectures import module_weight_masks
 from mape_unlearn.core.method.methods import deletion_request, select_weights, unlearn_weights
 from mape_unlearn.core.method.search import SearchSettings
 from mape_unlearn.core.method.selection import Selector
@@ -67,16 +67,16 @@ def _target_level(
     return {"stop_metric": params.stop_metric, "target": target, "forget_level": level}
 
 
-def module_masks(
+def selection_weight_masks(
     original_model: PreTrainedModel, module_selection: dict[str, torch.Tensor]
 ) -> dict[str, torch.Tensor]:
     """The weight slices owned by the selected heads and filters."""
-    return module_parameter_masks(
+    return module_weight_masks(
         original_model, module_selection["heads"], module_selection["filters"]
     )
 
 
-def select_parameters(
+def select_method_weights(
     original_model: PreTrainedModel,
     tokenizer: PreTrainedTokenizerBase,
     forget_split: pd.DataFrame,
@@ -99,7 +99,7 @@ def unlearn_model(
     tokenizer: PreTrainedTokenizerBase,
     forget_split: pd.DataFrame,
     retain_split: pd.DataFrame,
-    parameter_masks: dict[str, torch.Tensor],
+    weight_masks: dict[str, torch.Tensor],
     target: dict[str, float | str | None],
     params: UnlearnSettings,
 ) -> tuple[PreTrainedModel, list[dict[str, float]], dict[str, float]]:
@@ -109,9 +109,9 @@ def unlearn_model(
     check_fits(original_model, request.forget, "forget_split")
     check_fits(original_model, request.retain, "retain_split")
     total = sum(p.numel() for p in original_model.parameters())
-    trainable = sum(int(m.sum()) for m in parameter_masks.values())
+    trainable = sum(int(m.sum()) for m in weight_masks.values())
     log.info("trainable weights: %d of %d (%.2f%%)", trainable, total, 100 * trainable / total)
-    return unlearn_weights(original_model, request, parameter_masks, params)
+    return unlearn_weights(original_model, request, weight_masks, params)
 
 
 def release_model(

@@ -6,10 +6,10 @@ from kedro.pipeline import Node, Pipeline
 
 from mape_unlearn.pipelines.unlearn.nodes import (
     holdout_level,
-    module_masks,
     release_model,
     retrain_level,
-    select_parameters,
+    select_method_weights,
+    selection_weight_masks,
     unlearn_model,
 )
 from mape_unlearn.pipelines.unlearn.plots import plot_unlearning_losses
@@ -19,7 +19,7 @@ UNLEARN_INPUTS = [
     "tokenizer",
     "forget_split",
     "retain_split",
-    "parameter_masks",
+    "weight_masks",
     "unlearning_target",
     "params:unlearn",
 ]
@@ -48,19 +48,21 @@ UNLEARN = Node(
 def create_baseline_pipeline(method: str) -> Pipeline:
     """``baselines.<method>``'s weights selected, then unlearned as the module mask is:
     namespace ``baseline_<method>``, outputs ``<method>_model``, ``_unlearning_trace``,
-    ``_unlearning_cost`` and ``_parameter_masks``."""
-    select = Node(select_parameters, SELECTION_INPUTS, "parameter_masks", name="select_parameters")
+    ``_unlearning_cost`` and ``_weight_masks``."""
+    select = Node(
+        select_method_weights, SELECTION_INPUTS, "weight_masks", name="select_method_weights"
+    )
     shared = {name for name in SELECTION_INPUTS + UNLEARN_INPUTS if not name.startswith("params")}
     return Pipeline(
         [select, UNLEARN],
         namespace=f"baseline_{method}",
-        inputs={name: name for name in shared - {"parameter_masks"}},
+        inputs={name: name for name in shared - {"weight_masks"}},
         parameters={
             "params:selector": f"params:baselines.{method}",
             **{p: p for p in ("params:mask_search", "params:unlearn")},
         },
         outputs={
-            "parameter_masks": f"{method}_parameter_masks",
+            "weight_masks": f"{method}_weight_masks",
             "unlearned_model": f"{method}_model",
             "unlearning_trace": f"{method}_unlearning_trace",
             "unlearning_cost": f"{method}_unlearning_cost",
@@ -87,10 +89,10 @@ def create_pipeline(target: str = "retrain", **kwargs) -> Pipeline:
                 name="forget_accuracy_target",
             ),
             Node(
-                module_masks,
+                selection_weight_masks,
                 ["original_model", "module_selection"],
-                "parameter_masks",
-                name="module_masks",
+                "weight_masks",
+                name="selection_weight_masks",
             ),
             UNLEARN,
             Node(

@@ -9,7 +9,8 @@ These nodes only vary the settings.
 from __future__ import annotations
 
 import logging
-from dataclasses import replace
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -99,7 +100,7 @@ def study_variants(
     importance: ImportanceSettings,
 ) -> list[dict[str, Any]]:
     """Every variant unlearned on this run's request, measured at matched forgetting."""
-    return _unlearn_variants(
+    data = _Run(
         {"original": original_model, "retrain": retrain_model},
         tokenizer,
         {
@@ -113,60 +114,49 @@ def study_variants(
             "forget_answer": forget_answer_gradients,
             "retain": retain_gradients,
         },
-        (search, unlearn, importance),
-        {name: Selector(**spec) for name, spec in baselines.items()},
-        study,
-        run,
     )
-
-
-def _unlearn_variants(
-    models: dict[str, PreTrainedModel],
-    tokenizer: PreTrainedTokenizerBase,
-    splits: dict[str, pd.DataFrame],
-    gradients: dict[str, dict[str, torch.Tensor]],
-    settings: tuple[SearchSettings, UnlearnSettings, ImportanceSettings],
-    baselines: dict[str, Selector],
-    study: StudyParams,
-    run: StudyRunParams,
-) -> list[dict[str, Any]]:
-    """:func:`study_variants` on the run's models, splits and gradients by name."""
+    selectors = {name: Selector(**spec) for name, spec in baselines.items()}
     for variant in study.variants:  # checked before any variant runs
-        _check_variant(variant, baselines)
-    search, unlearn, importance = settings
-    reference = _forget_and_holdout(models["retrain"], tokenizer, splits, unlearn)
+        _check_variant(variant, selectors)
+    reference = _forget_and_holdout(retrain_model, data, unlearn)
     rows = [{"run": run.forget_seed, "variant": "retrain", **reference["row"]}]
     for variant in study.variants:
         variant_unlearn = replace(unlearn, **variant.unlearn)
-        request = _request(models, tokenizer, splits, gradients, variant, variant_unlearn)
-        gradients_on = _regradient(tokenizer, splits, gradients, importance, variant)
         model, trace, cost = unlearn_with_research(
-            models["original"],
-            baselines[variant.selector],
-            request,
+            original_model,
+            selectors[variant.selector],
+            _request(data, variant, variant_unlearn),
             (replace(search, **variant.mask_search), variant_unlearn),
             variant.research_every,
-            gradients_on,
+            _regradient(data, importance, variant),
         )
-        measured = _forget_and_holdout(model, tokenizer, splits, unlearn, reference)
-        rows.append(
-            {
-                "run": run.forget_seed,
-                "variant": variant.name,
-                **cost,
-                **measured["row"],
-                "trace": trace,
-            }
-        )
-        log.info(
-            "run %d, %s: %s steps, retain EM %.3f, forget quality %.3g",
-            run.forget_seed,
-            variant.name,
-            cost["steps"],
-            rows[-1]["retain_exact_match"],
-            rows[-1]["forget_quality"],
-        )
+        measured = _forget_and_holdout(model, data, unlearn, reference)
+        row = {"run": run.forget_seed, "variant": variant.name, **cost, **measured["row"]}
+        rows.append(_logged({**row, "trace": trace}))
     return rows
+
+
+def _logged(row: dict[str, Any]) -> dict[str, Any]:
+    log.info(
+        "run %d, %s: %s steps, retain EM %.3f, forget quality %.3g",
+        row["run"],
+        row["variant"],
+        row["steps"],
+        row["retain_exact_match"],
+        row["forget_quality"],
+    )
+    return row
+
+
+@dataclass(frozen=True)
+class _Run:
+    """One run's models (original, retrain), splits (forget, retain, training, holdout) and
+    stored mask gradients (forget_fact, forget_answer, retain), by name."""
+
+    models: dict[str, PreTrainedModel]
+    tokenizer: PreTrainedTokenizerBase
+    splits: dict[str, pd.DataFrame]
+    gradients: dict[str, dict[str, torch.Tensor]]
 
 
 def _check_variant(variant: StudyVariant, baselines: dict[str, Selector]) -> None:
@@ -179,59 +169,39 @@ def _check_variant(variant: StudyVariant, baselines: dict[str, Selector]) -> Non
         )
 
 
-def _request(
-    models: dict[str, PreTrainedModel],
-    tokenizer: PreTrainedTokenizerBase,
-    splits: dict[str, pd.DataFrame],
-    gradients: dict[str, dict[str, torch.Tensor]],
-    variant: StudyVariant,
-    unlearn: UnlearnSettings,
-) -> DeletionRequest:
+def _request(data: _Run, variant: StudyVariant, unlearn: UnlearnSettings) -> DeletionRequest:
     """The run's request as this variant sees it: its importance tokens, its stop level."""
     whose = {"retrain": ("retrain", "forget"), "holdout": ("original", "holdout")}
     model, split = whose[unlearn.target]
     level = None
     if unlearn.stop_at_retrain_level:
-        data = encode_frame(tokenizer, splits[split])
+        encoded = encode_frame(data.tokenizer, data.splits[split])
         device = resolve_device(unlearn.device)
-        level = teacher_forced_stats(models[model], data, unlearn.batch_size, device)[
-            unlearn.stop_metric
-        ]
-    forget_gradients = gradients[f"forget_{variant.importance_tokens}"]
+        stats = teacher_forced_stats(data.models[model], encoded, unlearn.batch_size, device)
+        level = stats[unlearn.stop_metric]
+    forget_gradients = data.gradients[f"forget_{variant.importance_tokens}"]
+    stored = (forget_gradients, data.gradients["retain"], data.splits["training"])
     return deletion_request(
-        tokenizer,
-        splits["forget"],
-        splits["retain"],
-        level,
-        (forget_gradients, gradients["retain"], splits["training"]),
+        data.tokenizer, data.splits["forget"], data.splits["retain"], level, stored
     )
 
 
 def _regradient(
-    tokenizer: PreTrainedTokenizerBase,
-    splits: dict[str, pd.DataFrame],
-    gradients: dict[str, dict[str, torch.Tensor]],
-    importance: ImportanceSettings,
-    variant: StudyVariant,
-) -> Any:
+    data: _Run, importance: ImportanceSettings, variant: StudyVariant
+) -> Callable[[torch.nn.Module], tuple[MaskGradients, MaskGradients]]:
     """The (forget, retain) mask gradients on a model being unlearned: the forget rows on the
     variant's tokens, the stored retain rows (forgotten people dropped)."""
-    retain_rows = len(gradients["retain"]["rows"])
+    retain_rows = len(data.gradients["retain"]["rows"])
+    tokenizer, training, forget = data.tokenizer, data.splits["training"], data.splits["forget"]
 
     def gradients_on(model: torch.nn.Module) -> tuple[MaskGradients, MaskGradients]:
-        training, forget = splits["training"], splits["forget"]
         tokens = variant.importance_tokens
         forget_gradients = split_mask_gradients(model, tokenizer, forget, importance, None, tokens)
         retain_gradients = split_mask_gradients(
             model, tokenizer, training, importance, retain_rows, "answer"
         )
-        request = deletion_request(
-            tokenizer,
-            forget,
-            splits["retain"],
-            None,
-            (forget_gradients, retain_gradients, training),
-        )
+        fresh = (forget_gradients, retain_gradients, training)
+        request = deletion_request(tokenizer, forget, data.splits["retain"], None, fresh)
         return request.forget_gradients, request.retain_gradients  # type: ignore[return-value]
 
     return gradients_on
@@ -239,14 +209,13 @@ def _regradient(
 
 def _forget_and_holdout(
     model: PreTrainedModel,
-    tokenizer: PreTrainedTokenizerBase,
-    splits: dict[str, pd.DataFrame],
+    data: _Run,
     unlearn: UnlearnSettings,
     reference: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """TOFU metrics on forget and holdout (enough for forget quality and the MIA) and retain
     accuracy: the model's row of the study, against ``reference`` (None: the model itself)."""
-    device = resolve_device(unlearn.device)
+    device, tokenizer, splits = resolve_device(unlearn.device), data.tokenizer, data.splits
     summary: dict[str, Any] = {}
     samples = []
     for split in ("forget", "holdout"):

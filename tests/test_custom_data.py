@@ -8,7 +8,6 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
-from kedro.config import OmegaConfigLoader
 from kedro.framework.session import KedroSession
 from kedro.framework.startup import bootstrap_project
 from pydantic import ValidationError
@@ -22,7 +21,7 @@ from mape_unlearn.datasets import UserTableDataset
 from mape_unlearn.params import ForgetParams, HoldoutParams, QASourceParams, TrainParams
 from mape_unlearn.pipeline_registry import data_sources, evaluation_shape
 from mape_unlearn.pipelines.data_prep.nodes import read_forget_request
-from mape_unlearn.settings import CONFIG_LOADER_ARGS
+from mape_unlearn.settings import config_loader
 from tests.conftest import ROOT, copy_project, save_user_model
 
 USERS_COLUMNS = {"person_id": "author", "question": "prompt", "answer": "response"}
@@ -170,14 +169,7 @@ def test_the_custom_qa_example_is_consistent(monkeypatch: pytest.MonkeyPatch) ->
         "retrain": True,
         "target": "retrain",
     }
-    loader = OmegaConfigLoader(
-        str(ROOT / "conf"),
-        base_env="base",
-        default_run_env="local",
-        env="custom_qa",
-        merge_strategy={"parameters": "soft"},
-        custom_resolvers=CONFIG_LOADER_ARGS["custom_resolvers"],
-    )
+    loader = config_loader(ROOT / "conf", env="custom_qa")
     params, catalog = loader["parameters"], loader["catalog"]
     source = QASourceParams(**params["data_prep"]["source"])
     ForgetParams(**params["data_prep"]["forget"])

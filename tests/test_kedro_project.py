@@ -11,6 +11,8 @@ from kedro.framework.project import settings
 from kedro.framework.session import KedroSession
 from kedro.framework.startup import bootstrap_project
 
+from mape_unlearn.settings import config_loader
+
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -55,10 +57,6 @@ def test_default_tracking_uri_is_project_sqlite(monkeypatch: pytest.MonkeyPatch)
     """Without MLFLOW_TRACKING_URI the store is <project root>/mlflow.db (absolute)."""
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     bootstrap_project(PROJECT_ROOT)
-    loader = settings.CONFIG_LOADER_CLASS(
-        conf_source=str(PROJECT_ROOT / settings.CONF_SOURCE),
-        env="test",
-        **settings.CONFIG_LOADER_ARGS,
-    )
+    loader = config_loader(PROJECT_ROOT / settings.CONF_SOURCE, env="test")
     uri = loader["mlflow"]["server"]["mlflow_tracking_uri"]
     assert uri == f"sqlite:///{(PROJECT_ROOT / 'mlflow.db').as_posix()}"

@@ -116,21 +116,12 @@ def test_a_new_request_reruns_hold_out_but_keeps_its_unchanged_splits(tmp_path: 
 
 
 def test_each_named_environment_has_its_own_data_root() -> None:
-    from kedro.config import OmegaConfigLoader
-
-    from mape_unlearn.settings import CONFIG_LOADER_ARGS
+    from mape_unlearn.settings import config_loader
     from tests.conftest import ROOT
 
     roots = {}
     for env in ("local", "custom_qa", "study_deep", "smollm2_people"):
-        loader = OmegaConfigLoader(
-            str(ROOT / "conf"),
-            base_env="base",
-            env=env,
-            default_run_env="local",
-            custom_resolvers=CONFIG_LOADER_ARGS["custom_resolvers"],
-        )
-        catalog = loader["catalog"]
+        catalog = config_loader(ROOT / "conf", env=env)["catalog"]
         roots[env] = catalog["cache_manifest"]["path"]
         assert catalog["qa_dataset"]["filepath"].startswith(
             roots[env].removesuffix("cache_manifest")

@@ -21,6 +21,7 @@ import torch
 import yaml
 from kedro.framework.session import KedroSession
 from kedro.framework.startup import bootstrap_project
+from kedro.io import DataCatalog, MemoryDataset
 from kedro.pipeline import Pipeline
 from mlflow import MlflowClient
 from mlflow.entities import Run
@@ -30,7 +31,9 @@ from transformers import AutoModelForCausalLM
 from mape_unlearn.caching import CachingRunner
 from mape_unlearn.caching.manifest import CacheManifest
 from mape_unlearn.pipeline_registry import STAGES, register_pipelines
+from mape_unlearn.settings import config_loader
 from mape_unlearn.tracking.git import git_commit
+from mape_unlearn.tracking.recorded import Recording, recording
 from mape_unlearn.tracking.values import MetricPoint, flat_params, metric_points
 from tests.conftest import copy_project
 
@@ -423,6 +426,24 @@ def test_flat_params_are_dotted_and_cut_to_mlflow_limits():
     assert params["unlearn.lr"] == "0.001"
     assert params["unlearn.ids"] == "['p1', 'p2']"
     assert len(params["long"]) == 6000
+
+
+def test_the_catalog_declares_what_each_output_records():
+    """Patterns fill their placeholders in; a model is never copied, whatever its entry says."""
+    catalog = DataCatalog.from_config(config_loader(ROOT / "conf", env=ENV)["catalog"])
+    assert recording(catalog, "retrain_training_history") == Recording(metrics="retrain")
+    assert recording(catalog, "forget_split") == Recording(input="forget")
+    assert recording(catalog, "retain_split") == Recording(artifact=False, input="retain")
+    assert not recording(catalog, "holdout_split").artifact
+    assert recording(catalog, "evaluation_metrics") == Recording(metrics="", parent_metrics=True)
+    assert recording(catalog, "original_model") == Recording(artifact=False)
+    assert recording(catalog, "a_memory_output") == Recording()
+
+
+def test_a_misspelt_declaration_is_refused():
+    catalog = DataCatalog({"report": MemoryDataset(metadata={"mlflow": {"metric": "x"}})})
+    with pytest.raises(ValueError, match=r"'report' has \['metric'\]: expected keys from"):
+        recording(catalog, "report")
 
 
 def test_git_commit_inside_and_outside_a_repository(tmp_path: Path):

@@ -10,7 +10,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from kedro.config import MissingConfigException, OmegaConfigLoader
+from kedro.config import MissingConfigException
 from kedro.pipeline import Pipeline
 
 from mape_unlearn.params import EvaluateParams, ForgetParams, QASourceParams, TrainParams
@@ -26,6 +26,7 @@ from mape_unlearn.pipelines import (
     unlearn,
 )
 from mape_unlearn.pipelines.unlearn.pipeline import TARGET_LEVELS as TARGETS
+from mape_unlearn.settings import config_loader
 
 STAGES = {
     "data_prep": data_prep,
@@ -51,21 +52,14 @@ FOLLOWS = {
 
 def _parameters(conf_source: Path) -> dict[str, Any]:
     """The parameters of ``conf/base`` and of the environment named by ``KEDRO_ENV`` (default
-    ``local``); ``{}`` without configuration.
+    ``local``), read as a session reads them (``settings.config_loader``); ``{}`` without
+    configuration.
 
     Pipelines are built before a session knows its ``--env``, so the parameters that shape them
     are read here, Kedro's dynamic-pipeline pattern (``--params`` cannot change them).
     """
-    loader = OmegaConfigLoader(
-        str(conf_source),
-        base_env="base",
-        default_run_env="local",
-        env=os.environ.get("KEDRO_ENV"),
-        config_patterns={"parameters": ["parameters*", "parameters*/**", "**/parameters*"]},
-        merge_strategy={"parameters": "soft"},
-    )
     try:
-        return loader["parameters"]
+        return config_loader(conf_source, env=os.environ.get("KEDRO_ENV"))["parameters"]
     except (MissingConfigException, ValueError):
         return {}
 

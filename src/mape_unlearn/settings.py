@@ -76,6 +76,14 @@ CONFIG_LOADER_ARGS = {
     },
 }
 
+
+def config_loader(conf_source: str | Path, env: str | None = None) -> OmegaConfigLoader:
+    """The loader a Kedro session builds (``CONFIG_LOADER_CLASS`` with ``CONFIG_LOADER_ARGS``),
+    for code that reads the configuration without a session: the pipeline registry, which runs
+    before a session knows its ``--env``, and tests. ``env`` None: ``default_run_env``."""
+    return CONFIG_LOADER_CLASS(conf_source=str(conf_source), env=env, **CONFIG_LOADER_ARGS)
+
+
 # kedro-mlflow's hook runs through GuardedMlflowHook, so that tracking failures only warn. Under
 # torchrun / accelerate launch only rank 0 tracks; the other ranks save byte-identical artifacts.
 if int(os.environ.get("RANK", "0")) == 0:

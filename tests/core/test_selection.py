@@ -7,6 +7,7 @@ from mape_unlearn.core.method.search import budget
 from mape_unlearn.core.method.selection import (
     all_parameters,
     diagonal_fisher,
+    forget_gradient,
     random_modules,
     saliency_parameters,
     top_k_masks,
@@ -30,18 +31,64 @@ def test_full_selects_every_weight(model):
     assert sum(int(m.sum()) for m in masks.values()) == model.num_parameters()
 
 
+def _k_largest_by_sort(scores: dict[str, torch.Tensor], k: int) -> dict[str, torch.Tensor]:
+    """The reference for :func:`top_k_masks`: sort every weight by (score descending, position
+    in tensor order then flat order) in plain Python and take the first ``k``."""
+    flat = torch.cat([s.flatten() for s in scores.values()]).tolist()
+    order = sorted(range(len(flat)), key=lambda i: (-flat[i], i))
+    chosen = torch.zeros(len(flat), dtype=torch.bool)
+    chosen[order[:k]] = True
+    parts = chosen.split([s.numel() for s in scores.values()])
+    return {name: part.view(s.shape) for (name, s), part in zip(scores.items(), parts, strict=True)}
+
+
 @pytest.mark.parametrize("kind", ["salun", "sa"])
-def test_saliency_selects_the_top_share_of_weights_by_forget_gradient(model, kind):
-    masks = saliency_parameters(model, random_batch(8), kind, 0.9, batch_size=4, device=CPU)
-    selected = sum(int(m.sum()) for m in masks.values())
-    assert selected == budget(model.num_parameters(), 0.9)  # exactly the budget
-    # the selected weights are those the forget loss moves most: their gradient is non-zero
-    model.zero_grad()
-    mean_answer_nll(model, random_batch(8)).backward()
-    for name, p in model.named_parameters():
-        if masks[name].any():
-            assert p.grad[masks[name]].abs().min() > 0, name
-    assert all(p.requires_grad for p in model.parameters())
+def test_saliency_selects_exactly_the_k_largest_scores_ties_to_the_earliest(model, kind):
+    """``salun``/``sa`` masks are the first ``budget`` weights of all scores sorted by hand,
+    at a budget inside the non-zero scores and at one that reaches into the tied zeros (unused
+    embeddings, positions past the batch), which go to the earliest weights."""
+    data = random_batch(8)
+    # the scores as saliency_parameters computes them (each checked on its own below and in
+    # test_diagonal_fisher_is_the_mean_of_per_sample_squared_gradients)
+    if kind == "salun":
+        scores = {n: g.abs() for n, g in forget_gradient(model, data, batch_size=4).items()}
+    else:
+        scores = diagonal_fisher(model, data)
+    assert list(scores) == [n for n, _ in model.named_parameters()]
+    flat = torch.cat([s.flatten() for s in scores.values()])
+    nonzero = int((flat > 0).sum())
+    assert budget(flat.numel(), 0.9) < nonzero < flat.numel() - 5  # zeros: ties to break
+    for k in (budget(flat.numel(), 0.9), nonzero + 5):
+        sparsity = 1 - k / flat.numel()
+        assert budget(flat.numel(), sparsity) == k
+        masks = saliency_parameters(model, data, kind, sparsity, batch_size=4, device=CPU)
+        expected = _k_largest_by_sort(scores, k)
+        assert masks.keys() == expected.keys()
+        for name, mask in masks.items():
+            assert torch.equal(mask, expected[name]), name
+    assert all(p.requires_grad and p.grad is None for p in model.parameters())
+
+
+def test_forget_gradient_of_one_batch_is_the_gradient_of_the_mean_answer_nll(model):
+    data = random_batch(8)
+    gradient = forget_gradient(model, data, batch_size=8)
+    params = dict(model.named_parameters())
+    expected = torch.autograd.grad(mean_answer_nll(model, data), list(params.values()))
+    assert gradient.keys() == params.keys()
+    for name, value in zip(params, expected, strict=True):
+        torch.testing.assert_close(gradient[name], value, rtol=1e-5, atol=1e-8, msg=name)
+
+
+def test_top_k_masks_with_many_ties_match_a_sort_by_hand():
+    generator = torch.Generator().manual_seed(0)
+    scores = {  # four distinct values over 130 weights: every k cuts through a tie
+        "w": torch.randint(0, 4, (6, 5), generator=generator).float(),
+        "b": torch.randint(0, 4, (100,), generator=generator).float(),
+    }
+    for k in range(0, 131, 7):
+        masks = top_k_masks(scores, k)
+        expected = _k_largest_by_sort(scores, k)
+        assert all(torch.equal(masks[n], expected[n]) for n in scores), k
 
 
 def _brute_force_fisher(model, data) -> dict[str, torch.Tensor]:

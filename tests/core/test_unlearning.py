@@ -1,6 +1,7 @@
 import pytest
 import torch
 from pydantic import ValidationError
+from torch.optim.optimizer import register_optimizer_step_pre_hook
 
 from mape_unlearn.core.evaluation.metrics import teacher_forced_stats
 from mape_unlearn.core.method.architectures import layout_of, module_weight_masks
@@ -100,11 +101,53 @@ def test_head_slices_follow_the_family_layout(model):
     assert all(".1." in name for name in masks)
 
 
-def test_gradient_difference_raises_forget_loss(model):
+def _first_step(model, masks, rule: str, alpha: float):
+    """A one-step run (dense path, batches of 8: the whole forget and retain sets), the
+    gradients the optimiser stepped along, by parameter name, and the unlearned model."""
+    stepped = {}
+
+    def record(optimizer, _args, _kwargs):
+        for group in optimizer.param_groups:
+            stepped.update({id(p): p.grad.clone() for p in group["params"]})
+
+    handle = register_optimizer_step_pre_hook(record)
+    try:
+        unlearned, trace = _unlearn(
+            model, masks, rule=rule, steps=1, compact=False, alpha=alpha, batch_size=8
+        )
+    finally:
+        handle.remove()
+    params = dict(unlearned.named_parameters())
+    assert {id(params[n]) for n in masks} == set(stepped)  # every selected tensor, nothing else
+    return {n: stepped[id(params[n])] for n in masks}, unlearned, trace
+
+
+def test_gradient_difference_steps_along_minus_forget_plus_alpha_retain_gradient(model):
+    """``gd``'s step follows ``-grad L(f) + alpha grad L(r)``, ``ga``'s ``-grad L(f)`` whatever
+    alpha: the two differ by exactly alpha times the retain gradient, computed here by hand."""
     heads, filters = _selection(model)
     masks = module_weight_masks(model, heads | True, filters | True)
-    _, trace = _unlearn(model, masks, rule="gd", steps=8)
-    assert trace[-1]["forget_loss"] > trace[1]["forget_loss"]
+    forget, retain = random_batch(6, seed=1), random_batch(8, seed=2)
+    params = dict(model.named_parameters())
+    selected = [params[n] for n in masks]
+    forget_grad = torch.autograd.grad(mean_answer_nll(model, forget), selected)
+    retain_grad = torch.autograd.grad(mean_answer_nll(model, retain), selected)
+    retain_norm = torch.cat([g.flatten() for g in retain_grad]).norm()
+    forget_norm = torch.cat([g.flatten() for g in forget_grad]).norm()
+    assert retain_norm > 0.1 * forget_norm  # the retain term is no rounding error
+
+    ga, _, _ = _first_step(model, masks, "ga", alpha=0.5)
+    gd, unlearned, trace = _first_step(model, masks, "gd", alpha=0.5)
+    for name, g_f, g_r in zip(masks, forget_grad, retain_grad, strict=True):
+        torch.testing.assert_close(ga[name], -g_f, rtol=1e-4, atol=1e-7, msg=name)
+        torch.testing.assert_close(gd[name], -g_f + 0.5 * g_r, rtol=1e-4, atol=1e-7, msg=name)
+        # Adam's first step, bias-corrected: lr * g / (|g| + eps) against the gradient
+        expected = params[name] - 1e-2 * gd[name] / (gd[name].abs() + 1e-8)
+        torch.testing.assert_close(unlearned.get_parameter(name), expected.detach(), msg=name)
+    # step 1 records both losses at the weights as given
+    with torch.no_grad():
+        assert trace[1]["forget_loss"] == pytest.approx(mean_answer_nll(model, forget).item())
+        assert trace[1]["retain_loss"] == pytest.approx(mean_answer_nll(model, retain).item())
 
 
 @pytest.mark.parametrize(

@@ -1,54 +1,67 @@
 """What a stage run records besides its parameters and tags: metrics, artifacts, inputs.
 
-Everything is looked up by catalog name among the stage's outputs, so a stage records only
-what it makes, and a new output is logged as an artifact without touching this module.
+Each output says it on its catalog entry, under ``metadata: {mlflow: ...}``
+(conf/base/catalog.yml), beside where it is stored; a dataset-factory pattern's declaration
+holds for every name it matches, with its placeholders filled in:
+
+- ``artifact: false``: not copied into the stage run (large, and re-created from the logged
+  parameters and code). Every other output with a local file or directory is copied, but
+  models (``PretrainedModelDataset``), which are never copied;
+- ``metrics: <prefix>``: the report's numbers become metrics, keyed under ``<prefix>/`` (``""``:
+  no prefix), series with their steps (``values.metric_points``); ``parent_metrics: true``: on
+  the parent run too, to compare ``kedro run``s at a glance;
+- ``input: <context>``: a table logged as an MLflow dataset input with that context;
+- ``registered_model_name``: a model release registered in the model registry (``registry``).
+
+Outputs are looked up among the stage's own, so a stage records only what it makes, and a new
+output is copied as an artifact unless its entry says otherwise.
 """
 
 from __future__ import annotations
 
-from fnmatch import fnmatch
+import dataclasses
+from dataclasses import dataclass
 from typing import Any
 
 import torch
-from kedro.io import AbstractDataset
+from kedro.io import CatalogProtocol
 
 from mape_unlearn.datasets import PretrainedModelDataset
 
-# Reports whose numbers become metrics, with the prefix of their keys ("" = none). Series
-# (per epoch, per unlearning step, per greedy sweep) keep their steps: see values.metric_points.
-METRIC_SOURCES: dict[str, str] = {
-    "fact_rules": "facts",
-    "original_training_history": "original",
-    "retrain_training_history": "retrain",
-    "search_trace": "",
-    "unlearning_target": "target",
-    "unlearning_trace": "",
-    "unlearning_cost": "cost",
-    "evaluation_metrics": "",
-}
-
-# Reports whose metrics are also logged on the parent run, to compare `kedro run`s at a glance.
-PARENT_METRIC_SOURCES: dict[str, str] = {"evaluation_metrics": ""}
-
-# Outputs not copied into MLflow as artifacts (names or fnmatch patterns): large, and re-created
-# from the logged parameters and code. The splits are identified by the dataset inputs' digests
-# (the forget split itself is logged); per-sample gradients by their diagonal Fisher; per-weight
-# masks by the module selection they are derived from. Models are never copied (``is_logged``):
-# the unlearned one is logged once, as the registered MLflow model of its release.
-NOT_LOGGED = (
-    "qa_dataset",
-    "training_split",
-    "retain_split",
-    "holdout_split",
-    "*_mask_gradients",
-    "*weight_masks",
-    "unlearned_release",  # an MLflow model, registered (registry.py)
-)
-
-# Splits logged as MLflow dataset inputs, with their context.
-DATASET_INPUTS: dict[str, str] = {"forget_split": "forget", "retain_split": "retain"}
-
 SELECTION = "module_selection"
+
+
+@dataclass(frozen=True)
+class Recording:
+    """How one output enters MLflow: its catalog entry's ``metadata.mlflow``."""
+
+    artifact: bool = True  # copied into the stage run that made it
+    metrics: str | None = None  # its numbers as metrics under this key prefix; None: no metrics
+    parent_metrics: bool = False  # those metrics on the parent run too
+    input: str | None = None  # an MLflow dataset input with this context
+    registered_model_name: str | None = None  # see registry.py
+
+
+_KEYS = [field.name for field in dataclasses.fields(Recording)]
+
+
+def recording(catalog: CatalogProtocol, name: str) -> Recording:
+    """What the catalog entry of ``name`` declares (a model is never copied, whatever it says).
+
+    An unknown key is refused, so that a misspelt declaration does not silently log nothing.
+    """
+    dataset = catalog.get(name, fallback_to_runtime_pattern=True)
+    declared: dict[str, Any] = (getattr(dataset, "metadata", None) or {}).get("mlflow") or {}
+    unknown = sorted(set(declared) - set(_KEYS))
+    if unknown:
+        raise ValueError(
+            f"metadata.mlflow of the catalog entry {name!r} has {unknown}: expected keys from "
+            f"{_KEYS}"
+        )
+    found = Recording(**declared)
+    if isinstance(dataset, PretrainedModelDataset):
+        return dataclasses.replace(found, artifact=False)
+    return found
 
 
 def selection_summary(selection: dict[str, torch.Tensor]) -> dict[str, Any]:
@@ -68,10 +81,3 @@ def selection_summary(selection: dict[str, torch.Tensor]) -> dict[str, Any]:
         "heads_per_layer": heads.sum(dim=1).tolist(),
         "filters_per_layer": filters.sum(dim=1).tolist(),
     }
-
-
-def is_logged(name: str, dataset: AbstractDataset | None) -> bool:
-    """Whether a stage output is copied into its MLflow run as an artifact."""
-    if dataset is None or isinstance(dataset, PretrainedModelDataset):
-        return False
-    return not any(fnmatch(name, pattern) for pattern in NOT_LOGGED)

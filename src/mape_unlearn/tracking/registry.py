@@ -19,7 +19,7 @@ from typing import Any
 
 import mlflow
 from huggingface_hub import ModelCard
-from kedro.io import AbstractDataset, CatalogProtocol
+from kedro.io import CatalogProtocol
 from mlflow import MlflowClient
 from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
@@ -28,16 +28,15 @@ from mlflow.protos.databricks_pb2 import RESOURCE_ALREADY_EXISTS, ErrorCode
 from transformers.models.auto.modeling_auto import MODEL_FOR_SEQUENCE_CLASSIFICATION_MAPPING_NAMES
 
 from mape_unlearn.caching.runner import artifact_path
+from mape_unlearn.tracking.recorded import recording
 
-REGISTRATION = "registered_model_name"  # the key under a catalog entry's metadata.mlflow
 SHA256_TAG = "release_sha256"
 _REQUIREMENTS = ("torch", "transformers")  # pinned as installed: nothing to infer at log time
 
 
-def registered_name(dataset: AbstractDataset | None, env: str) -> str | None:
-    """The registered model a catalog entry asks to be registered as, if any."""
-    settings = (getattr(dataset, "metadata", None) or {}).get("mlflow") or {}
-    template = settings.get(REGISTRATION)
+def registered_name(catalog: CatalogProtocol, name: str, env: str) -> str | None:
+    """The registered model the catalog entry of ``name`` asks to be registered as, if any."""
+    template = recording(catalog, name).registered_model_name
     return template.format(env=env) if template else None
 
 

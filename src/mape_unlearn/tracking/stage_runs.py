@@ -51,14 +51,7 @@ from mape_unlearn.tracking.lineage import (
     stage_of,
 )
 from mape_unlearn.tracking.naming import RunNames
-from mape_unlearn.tracking.recorded import (
-    DATASET_INPUTS,
-    METRIC_SOURCES,
-    PARENT_METRIC_SOURCES,
-    SELECTION,
-    is_logged,
-    selection_summary,
-)
+from mape_unlearn.tracking.recorded import SELECTION, recording, selection_summary
 from mape_unlearn.tracking.registry import SHA256_TAG, registered_name, release_version
 from mape_unlearn.tracking.values import MetricPoint, flat_params, metric_points
 
@@ -211,7 +204,7 @@ class StageRuns:
             params=params,
             tags={**self.names.tags(stage), **self._cache_tags(stage, nodes, ran, lineage)},
             metrics=[
-                *self._report_metrics(outputs, catalog, METRIC_SOURCES),
+                *self._report_metrics(outputs, catalog),
                 *self._selection_metrics(outputs, catalog),
                 *(MetricPoint(f"seconds/{name}", self._seconds[name], 0) for name in ran),
             ],
@@ -252,15 +245,18 @@ class StageRuns:
 
     @staticmethod
     def _report_metrics(
-        outputs: Iterable[str], catalog: CatalogProtocol, sources: dict[str, str]
+        outputs: Iterable[str], catalog: CatalogProtocol, parent: bool = False
     ) -> list[MetricPoint]:
-        """The numbers of the reports among ``outputs`` (``sources``: report -> key prefix)."""
-        return [
-            point
-            for name in outputs
-            if name in sources and catalog.exists(name)
-            for point in metric_points(catalog.load(name), sources[name])
-        ]
+        """The numbers of the reports among ``outputs`` whose entries declare ``metrics``
+        (``parent``: those that declare ``parent_metrics``), under their declared prefixes."""
+        points: list[MetricPoint] = []
+        for name in outputs:
+            declared = recording(catalog, name)
+            if declared.metrics is None or (parent and not declared.parent_metrics):
+                continue
+            if catalog.exists(name):
+                points.extend(metric_points(catalog.load(name), declared.metrics))
+        return points
 
     @staticmethod
     def _selection_metrics(outputs: Iterable[str], catalog: CatalogProtocol) -> list[MetricPoint]:
@@ -270,11 +266,10 @@ class StageRuns:
         return [MetricPoint(key, summary[key], 0) for key in ("selected_heads", "selected_filters")]
 
     def _log_artifacts(self, run_id: str, outputs: Iterable[str], catalog: CatalogProtocol) -> None:
-        """The stage's outputs but the large re-creatable ones (``recorded.is_logged``): a file
-        at the artifact root, a directory (a model, a tokenizer) under its dataset name."""
+        """The stage's outputs but those declared ``artifact: false`` (``recorded``): a file at
+        the artifact root, a directory (a tokenizer) under its dataset name."""
         for name in outputs:
-            dataset = catalog.get(name, fallback_to_runtime_pattern=True)
-            path = artifact_path(catalog, name) if is_logged(name, dataset) else None
+            path = artifact_path(catalog, name) if recording(catalog, name).artifact else None
             if path is None or not path.exists():
                 continue
             if path.is_dir():
@@ -292,11 +287,13 @@ class StageRuns:
         catalog: CatalogProtocol,
         manifest: CacheManifest | None,
     ) -> None:
-        """The forget and retain splits as MLflow datasets (schema, profile, digest)."""
+        """The tables declared ``input: <context>`` (the forget and retain splits) as MLflow
+        datasets (schema, profile, digest)."""
         inputs: list[DatasetInput] = []
         metrics: list[MetricPoint] = []
         for name in outputs:
-            if name not in DATASET_INPUTS or not catalog.exists(name):
+            context = recording(catalog, name).input
+            if context is None or not catalog.exists(name):
                 continue
             frame: pd.DataFrame = catalog.load(name)
             path = artifact_path(catalog, name)
@@ -306,7 +303,7 @@ class StageRuns:
                     frame, source=str(path) if path else name, name=name
                 )
                 entity = dataset._to_mlflow_entity()
-            tags = [InputTag("mlflow.data.context", DATASET_INPUTS[name])]
+            tags = [InputTag("mlflow.data.context", context)]
             record = manifest.read(name) if manifest is not None else None
             if record and "digest" in record:
                 tags.append(InputTag("sha256", record["digest"]))
@@ -331,8 +328,7 @@ class StageRuns:
         """Register the stage's model releases (``registry``) and tag the run with their
         versions; a failure only warns, and the stage run completes."""
         for name in outputs:
-            dataset = catalog.get(name, fallback_to_runtime_pattern=True)
-            model = registered_name(dataset, self.names.env)
+            model = registered_name(catalog, name, self.names.env)
             if model is None or not catalog.exists(name):
                 continue
             try:
@@ -378,7 +374,7 @@ class StageRuns:
                     "stages_ran": ",".join(ran),
                     "stages_reused": ",".join(s for s in present if s not in ran),
                 },
-                metrics=self._report_metrics(outputs, catalog, PARENT_METRIC_SOURCES),
+                metrics=self._report_metrics(outputs, catalog, parent=True),
             )
             if self.rename_parent:
                 self.client.update_run(self.parent_id, name=self.names.name(self.names.pipeline))

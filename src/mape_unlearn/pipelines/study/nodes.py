@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -157,6 +157,7 @@ class _Run:
     tokenizer: PreTrainedTokenizerBase
     splits: dict[str, pd.DataFrame]
     gradients: dict[str, dict[str, torch.Tensor]]
+    levels: dict[tuple, float] = field(default_factory=dict)  # stop levels measured so far
 
 
 def _check_variant(variant: StudyVariant, baselines: dict[str, Selector]) -> None:
@@ -171,14 +172,17 @@ def _check_variant(variant: StudyVariant, baselines: dict[str, Selector]) -> Non
 
 def _request(data: _Run, variant: StudyVariant, unlearn: UnlearnSettings) -> DeletionRequest:
     """The run's request as this variant sees it: its importance tokens, its stop level."""
-    whose = {"retrain": ("retrain", "forget"), "holdout": ("original", "holdout")}
-    model, split = whose[unlearn.target]
     level = None
     if unlearn.stop_at_retrain_level:
-        encoded = encode_frame(data.tokenizer, data.splits[split])
-        device = resolve_device(unlearn.device)
-        stats = teacher_forced_stats(data.models[model], encoded, unlearn.batch_size, device)
-        level = stats[unlearn.stop_metric]
+        key = (unlearn.target, unlearn.stop_metric, unlearn.batch_size, unlearn.device)
+        if key not in data.levels:  # measured once per stop criterion, not once per variant
+            whose = {"retrain": ("retrain", "forget"), "holdout": ("original", "holdout")}
+            model, split = whose[unlearn.target]
+            encoded = encode_frame(data.tokenizer, data.splits[split])
+            device = resolve_device(unlearn.device)
+            stats = teacher_forced_stats(data.models[model], encoded, unlearn.batch_size, device)
+            data.levels[key] = stats[unlearn.stop_metric]
+        level = data.levels[key]
     forget_gradients = data.gradients[f"forget_{variant.importance_tokens}"]
     stored = (forget_gradients, data.gradients["retain"], data.splits["training"])
     return deletion_request(

@@ -1,3 +1,6 @@
+import copy
+from dataclasses import replace
+
 import pytest
 import torch
 from pydantic import ValidationError
@@ -425,3 +428,30 @@ def test_checks_every_step_once_the_target_is_near():
     stalled = {"step": 9, "forget_accuracy": 0.7}  # no drop, but already checking every step
     assert _steps_to_next_check([*trace, far, near], stalled, 0.5, settings) == 1
     assert _steps_to_next_check(trace, far, None, settings) == 4  # no target: the interval
+
+
+def test_near_the_target_only_forget_is_checked_each_step_and_retain_at_the_stop(model):
+    """The stop reads the forget level alone: the per-step checks near the target skip the
+    retain probe, which the trace has every eval_every steps and where the run stopped."""
+    forget, retain = random_batch(6, seed=1), random_batch(8, seed=2)
+    model = copy.deepcopy(model)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
+    for _ in range(40):  # memorise the forget set, so that unlearning has a way down
+        optimizer.zero_grad()
+        mean_answer_nll(model, forget).backward()
+        optimizer.step()
+    masks = module_weight_masks(model, *(m | True for m in _selection(model)))
+    settings = _settings(lr=3e-3, max_steps=40, eval_every=4, batch_size=6)
+    _, free = masked_unlearn(
+        model, forget, retain, masks, replace(settings, eval_every=1), None, device=CPU
+    )
+    level = [e["forget_accuracy"] for e in free]
+    # a new low two steps past the every-4-steps grid: reached by the per-step checks only
+    stop = next(k for k in range(9, 41) if k % 4 >= 2 and level[k] < min(level[:k]))
+    _, trace = masked_unlearn(model, forget, retain, masks, settings, level[stop], device=CPU)
+    checked = [e["step"] for e in trace if "forget_accuracy" in e]
+    with_retain = [e["step"] for e in trace if "retain_accuracy" in e]
+    assert trace[-1]["step"] == stop  # the trajectory is the free run's: checks change nothing
+    assert {stop - 1, stop} <= set(checked)  # off the grid: checked step by step
+    assert with_retain == [*range(0, stop, 4), stop]
+    assert matched_forgetting(trace, level[stop])["retain_accuracy"] == trace[-1]["retain_accuracy"]

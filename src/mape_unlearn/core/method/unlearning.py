@@ -217,14 +217,15 @@ def masked_unlearn(
     """Unlearn ``forget`` from a copy of ``model``; returns it and the per-step trace.
 
     The loss of each step and rule: :func:`_backward` (``so``'s Newton step:
-    :func:`_newton_direction`). The trace starts at step 0 (the model as given); every
-    ``eval_every`` steps, and every step once the target is near, it records forget accuracy
-    and the accuracy of a fixed retain subsample (the forget/utility trajectory), both by
-    ``stop_metric``. Stops after ``max_steps``, when forget accuracy reaches
-    ``target_forget_accuracy`` (at step 0 when it is there already: nothing to unlearn), or at
-    the first non-finite loss, restoring the weights of the last step whose loss was finite.
-    ``compact`` trains masks of whole rows/columns as small deltas (core/method/compact.py; the same
-    result to float rounding, with a fraction of the memory); ``False`` forces the dense path.
+    :func:`_newton_direction`). The trace starts at step 0 (the model as given); it records
+    forget accuracy every ``eval_every`` steps and every step once the target is near, and the
+    accuracy of a fixed retain subsample every ``eval_every`` steps and at the stop (the
+    forget/utility trajectory), both by ``stop_metric``. Stops after ``max_steps``, when forget
+    accuracy reaches ``target_forget_accuracy`` (at step 0 when it is there already: nothing to
+    unlearn), or at the first non-finite loss, restoring the weights of the last step whose loss
+    was finite. ``compact`` trains masks of whole rows/columns as small deltas
+    (core/method/compact.py; the same result to float rounding, with a fraction of the memory);
+    ``False`` forces the dense path.
     """
     s = settings
     needs_reference = s.rule == "npo" or s.kl_weight > 0
@@ -236,7 +237,7 @@ def masked_unlearn(
     forget_batches = _endless(scored_on(forget, s.forget_tokens), s.batch_size, generator)
     retain_batches = _endless(retain, s.batch_size, generator)
     levels = _Levels(forget, _probe(retain, s.probe_retain_samples, s.seed), s, device)
-    trace = [{"step": 0, **levels.measure(model)}]
+    trace = [{"step": 0, **levels.forget(model), **levels.retain(model)}]
     done = _reached(trace[0], target_forget_accuracy)
     if done:
         _nothing_to_unlearn(trace[0], s.stop_metric, target_forget_accuracy)
@@ -248,9 +249,11 @@ def masked_unlearn(
         forget_batch = next(forget_batches).to(device)
         entry = take_step(step, forget_batch, next(retain_batches).to(device))
         if "stopped_non_finite" not in entry and (step >= next_check or step == s.max_steps):
-            entry |= levels.measure(model)
-            next_check = step + _steps_to_next_check(trace, entry, target_forget_accuracy, s)
+            entry |= levels.forget(model)
             done = _reached(entry, target_forget_accuracy)
+            if done or step % s.eval_every == 0 or step == s.max_steps:
+                entry |= levels.retain(model)
+            next_check = step + _steps_to_next_check(trace, entry, target_forget_accuracy, s)
         trace.append(entry)
         done = done or "stopped_non_finite" in entry
     progress.close()
@@ -395,21 +398,25 @@ def _nothing_to_unlearn(start: dict[str, float], metric: str, target: float | No
 
 class _Levels:
     """The trace's checkpoint: forget accuracy and the accuracy of a fixed retain subsample,
-    both by the settings' ``stop_metric`` (the forget/utility trajectory)."""
+    both by the settings' ``stop_metric`` (the forget/utility trajectory). The stop needs only
+    the forget level, so the per-step checks near the target skip the retain probe, which is
+    measured every ``eval_every`` steps and where the run stops."""
 
     def __init__(
         self, forget: TokenBatch, probe: TokenBatch, s: UnlearnSettings, device: torch.device
     ) -> None:
-        self.splits, self.settings, self.device = {"forget": forget, "retain": probe}, s, device
+        self.data, self.settings, self.device = {"forget": forget, "retain": probe}, s, device
 
-    def measure(self, model: nn.Module) -> dict[str, float]:
+    def forget(self, model: nn.Module) -> dict[str, float]:
+        return self._measure(model, "forget")
+
+    def retain(self, model: nn.Module) -> dict[str, float]:
+        return self._measure(model, "retain")
+
+    def _measure(self, model: nn.Module, split: str) -> dict[str, float]:
         s = self.settings
-        return {
-            f"{split}_accuracy": teacher_forced_stats(model, data, s.batch_size, self.device)[
-                s.stop_metric
-            ]
-            for split, data in self.splits.items()
-        }
+        stats = teacher_forced_stats(model, self.data[split], s.batch_size, self.device)
+        return {f"{split}_accuracy": stats[s.stop_metric]}
 
 
 def _reached(entry: dict[str, float], target: float | None) -> bool:

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import os
 import socket
-from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
@@ -104,14 +103,30 @@ def _join(rank: int, port: int) -> None:
     assert rank_and_world() == (rank, WORLD)
 
 
-def _spawn(worker: Callable[[int, int, Path], None], out: Path) -> list[dict]:
-    """Run ``worker`` on every rank; what each saved to ``out``, by rank."""
-    mp.spawn(worker, args=(_free_port(), out), nprocs=WORLD, join=True)
-    return [torch.load(out / f"rank{rank}.pt", weights_only=False) for rank in range(WORLD)]
+@pytest.fixture(scope="module")
+def spawned(tmp_path_factory: pytest.TempPathFactory) -> tuple[list[dict], EvaluationInputs]:
+    """Each rank's importance, unlearning and evaluation results, from one launch of the two
+    ranks (each launch starts and imports two processes anew), and the evaluated inputs."""
+    out = tmp_path_factory.mktemp("ranks")
+    inputs = _evaluation_inputs()
+    torch.save(inputs, out / "inputs.pt")  # every rank evaluates this very model
+    mp.spawn(_worker, args=(_free_port(), out), nprocs=WORLD, join=True)
+    ranks = [torch.load(out / f"rank{rank}.pt", weights_only=False) for rank in range(WORLD)]
+    return ranks, inputs
 
 
-def _importance_worker(rank: int, port: int, out: Path) -> None:
+def _worker(rank: int, port: int, out: Path) -> None:
     _join(rank, port)
+    inputs = torch.load(out / "inputs.pt", weights_only=False)
+    results = {
+        "importance": _importance_results(rank),
+        "unlearn": {case: _unlearned(*case) for case in UNLEARN_CASES},
+        "evaluate": {case: _evaluated(inputs, case) for case in EVALUATE_CASES},
+    }
+    torch.save(results, out / f"rank{rank}.pt")
+
+
+def _importance_results(rank: int) -> dict:
     model = tiny_model("gpt2")
     results = {}
     for n, batch_size, dtype in CASES:
@@ -123,12 +138,12 @@ def _importance_worker(rank: int, port: int, out: Path) -> None:
     results["ragged"] = gather_rows(torch.full((2 + rank, 3), float(rank)))
     # sums of tensors of different shapes and dtypes, in one collective
     results["sums"] = all_reduce_sum([torch.full((2, 2), rank + 1.0), torch.tensor(rank + 1)])
-    torch.save(results, out / f"rank{rank}.pt")
+    return results
 
 
-def test_two_gloo_ranks_return_the_single_process_gradients(tmp_path: Path):
+def test_two_gloo_ranks_return_the_single_process_gradients(spawned):
     model = tiny_model("gpt2")
-    for results in _spawn(_importance_worker, tmp_path):
+    for results in (ranks["importance"] for ranks in spawned[0]):
         for n, batch_size, dtype in CASES:
             single = per_sample_mask_gradients(model, random_batch(n=n), batch_size, CPU, dtype)
             gathered = results[(n, batch_size, str(dtype))]
@@ -158,24 +173,16 @@ def _unlearned(
     )
 
 
-def _unlearn_worker(rank: int, port: int, out: Path) -> None:
-    _join(rank, port)
-    results = {}
-    for case in UNLEARN_CASES:
-        model, trace = _unlearned(*case)
-        results[case] = model.state_dict(), trace
-    torch.save(results, out / f"rank{rank}.pt")
-
-
-def test_two_gloo_ranks_unlearn_like_one_process(tmp_path: Path):
-    ranks = _spawn(_unlearn_worker, tmp_path)
+def test_two_gloo_ranks_unlearn_like_one_process(spawned):
+    ranks = [results["unlearn"] for results in spawned[0]]
 
     original = tiny_model("gpt2")
     masks = module_weight_masks(original, *_selection(original))
     for case in UNLEARN_CASES:
         single, single_trace = _unlearned(*case)
         for results in ranks:
-            weights, trace = results[case]
+            model, trace = results[case]
+            weights = model.state_dict()
             assert [e["step"] for e in trace] == [0, 1, 2, 3, 4, 5]
             for entry, expected in zip(trace, single_trace, strict=True):
                 assert entry == pytest.approx(expected, rel=1e-5), case
@@ -213,17 +220,8 @@ def _evaluated(inputs: EvaluationInputs, case: tuple[int, int, bool]) -> dict:
     return {"summary": summary, "samples": samples, "stats": stats}
 
 
-def _evaluate_worker(rank: int, port: int, out: Path) -> None:
-    _join(rank, port)
-    inputs = torch.load(out / "inputs.pt", weights_only=False)
-    torch.save({case: _evaluated(inputs, case) for case in EVALUATE_CASES}, out / f"rank{rank}.pt")
-
-
-def test_two_gloo_ranks_evaluate_like_one_process(tmp_path: Path):
-    inputs = _evaluation_inputs()
-    torch.save(inputs, tmp_path / "inputs.pt")  # every rank evaluates this very model
-    ranks = _spawn(_evaluate_worker, tmp_path)
-
+def test_two_gloo_ranks_evaluate_like_one_process(spawned):
+    ranks, inputs = [results["evaluate"] for results in spawned[0]], spawned[1]
     for case in EVALUATE_CASES:
         single = _evaluated(inputs, case)
         assert single["samples"].exact_match.any() or case[0] == 1  # greedy answers vary

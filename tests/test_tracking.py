@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import shutil
 import subprocess
 from collections.abc import Iterator
@@ -19,6 +20,7 @@ import pandas as pd
 import pytest
 import torch
 import yaml
+from filelock import FileLock
 from kedro.framework.session import KedroSession
 from kedro.framework.startup import bootstrap_project
 from kedro.io import DataCatalog, MemoryDataset
@@ -108,18 +110,22 @@ def project_stages(project: Path) -> list[str]:
     return [stage for stage in STAGES if any(stage in node.tags for node in pipeline.nodes)]
 
 
-_PROJECTS: dict[str, TrackedProject] = {}
-
-
 def tracked_project(tmp_path_factory: pytest.TempPathFactory) -> TrackedProject:
-    """The three-run project, made once per test process (the notebook test reuses it)."""
-    if "project" not in _PROJECTS:
-        path = make_project(tmp_path_factory.mktemp("tracked"))
-        first = kedro_run(path)
-        second = kedro_run(path)
-        third = kedro_run(path, unlearn={"lr": 0.002})
-        _PROJECTS["project"] = TrackedProject(path, (first, second, third))
-    return _PROJECTS["project"]
+    """The three-run project, made once per test session: the first test process to ask builds
+    it, under a lock, in the session's temp folder that every xdist worker shares; the others
+    (the notebook and viz tests, often on the other worker) read it. They only read it, and
+    write apart (``notebooks/``, ``build/``)."""
+    shared = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        shared = shared.parent  # <session>/popen-gwN -> <session>
+    record = shared / "tracked_project.json"
+    with FileLock(f"{record}.lock"):
+        if not record.exists():
+            path = make_project(shared / "tracked")
+            sessions = [kedro_run(path), kedro_run(path), kedro_run(path, unlearn={"lr": 0.002})]
+            record.write_text(json.dumps({"path": str(path), "sessions": sessions}))
+    made = json.loads(record.read_text())
+    return TrackedProject(Path(made["path"]), tuple(made["sessions"]))
 
 
 @pytest.fixture(scope="module")

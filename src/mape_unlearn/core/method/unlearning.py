@@ -35,6 +35,7 @@ from mape_unlearn.core.data.encoding import IGNORE, TokenBatch, TokenView, score
 from mape_unlearn.core.evaluation.metrics import teacher_forced_stats
 from mape_unlearn.core.method.compact import CompactUpdate, compact_slices
 from mape_unlearn.core.method.losses import answer_nll, answer_token_logits, mean_answer_nll
+from mape_unlearn.core.runtime.device import resolve_device
 from mape_unlearn.core.runtime.distributed import (
     all_reduce_sum,
     local_rows,
@@ -222,10 +223,9 @@ def masked_unlearn(
     accuracy of a fixed retain subsample every ``eval_every`` steps and at the stop (the
     forget/utility trajectory), both by ``stop_metric``. Stops after ``max_steps``, when forget
     accuracy reaches ``target_forget_accuracy`` (at step 0 when it is there already: nothing to
-    unlearn), or at the first non-finite loss, restoring the weights of the last step whose loss
-    was finite. ``compact`` trains masks of whole rows/columns as small deltas
-    (core/method/compact.py; the same result to float rounding, with a fraction of the memory);
-    ``False`` forces the dense path.
+    unlearn), or at the first non-finite loss, restoring the weights of the last finite step.
+    ``compact`` trains masks of whole rows/columns as small deltas (core/method/compact.py: the
+    same result to float rounding in a fraction of the memory); ``False`` forces the dense path.
     """
     s = settings
     needs_reference = s.rule == "npo" or s.kl_weight > 0
@@ -510,6 +510,13 @@ def _newton_direction(
     if rms > 0:
         for param in params.values():
             param.grad.div_(rms)
+
+
+def stop_level(model: nn.Module, data: TokenBatch, settings: UnlearnSettings) -> float:
+    """The forget level a run stops at (``unlearn.target``): ``model``'s ``stop_metric`` on
+    ``data``, the retrain model's on the forget people or the original's on the holdout people."""
+    device = resolve_device(settings.device)
+    return teacher_forced_stats(model, data, settings.batch_size, device)[settings.stop_metric]
 
 
 def matched_forgetting(

@@ -35,7 +35,7 @@ from mape_unlearn.core.method.methods import (
 )
 from mape_unlearn.core.method.search import SearchSettings
 from mape_unlearn.core.method.selection import Selector
-from mape_unlearn.core.method.unlearning import UnlearnSettings
+from mape_unlearn.core.method.unlearning import UnlearnSettings, stop_level
 from mape_unlearn.core.runtime.device import resolve_device
 from mape_unlearn.params import ForgetParams, StudyParams, StudyRunParams, StudyVariant
 
@@ -179,9 +179,7 @@ def _request(data: _Run, variant: StudyVariant, unlearn: UnlearnSettings) -> Del
             whose = {"retrain": ("retrain", "forget"), "holdout": ("original", "holdout")}
             model, split = whose[unlearn.target]
             encoded = encode_frame(data.tokenizer, data.splits[split])
-            device = resolve_device(unlearn.device)
-            stats = teacher_forced_stats(data.models[model], encoded, unlearn.batch_size, device)
-            data.levels[key] = stats[unlearn.stop_metric]
+            data.levels[key] = stop_level(data.models[model], encoded, unlearn)
         level = data.levels[key]
     forget_gradients = data.gradients[f"forget_{variant.importance_tokens}"]
     stored = (forget_gradients, data.gradients["retain"], data.splits["training"])

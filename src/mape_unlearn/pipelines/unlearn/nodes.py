@@ -10,13 +10,11 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from mape_unlearn.core.data.encoding import encode_frame
 from mape_unlearn.core.data.splits import check_disjoint
-from mape_unlearn.core.evaluation.metrics import teacher_forced_stats
 from mape_unlearn.core.method.architectures import module_weight_masks
 from mape_unlearn.core.method.methods import deletion_request, select_weights, unlearn_weights
 from mape_unlearn.core.method.search import SearchSettings
 from mape_unlearn.core.method.selection import Selector
-from mape_unlearn.core.method.unlearning import UnlearnSettings
-from mape_unlearn.core.runtime.device import resolve_device
+from mape_unlearn.core.method.unlearning import UnlearnSettings, stop_level
 from mape_unlearn.core.runtime.models import check_fits
 
 log = logging.getLogger(__name__)
@@ -59,9 +57,7 @@ def _target_level(
         )
     if not params.stop_at_retrain_level:
         return {"stop_metric": params.stop_metric, "target": target, "forget_level": None}
-    level = teacher_forced_stats(
-        model, encode_frame(tokenizer, split), params.batch_size, resolve_device(params.device)
-    )[params.stop_metric]
+    level = stop_level(model, encode_frame(tokenizer, split), params)
     whose = "retrain model, forget people" if target == "retrain" else "original, holdout people"
     log.info("target forget %s: %.3f (%s)", params.stop_metric, level, whose)
     return {"stop_metric": params.stop_metric, "target": target, "forget_level": level}

@@ -10,10 +10,10 @@ export DO_NOT_TRACK := true
 export MLFLOW_DISABLE_TELEMETRY := true
 
 # Intra-op threads. `make run` is one process on a machine it has to itself: one thread per core
-# (training 1.8x faster with 2 threads than 1 on the idle 2-core machine). The tests run
-# TEST_WORKERS processes side by side: one thread each, since two threads per process on 2 shared
-# cores ran training 7.7x slower than one (OpenMP workers waiting on each other). An
-# OMP_NUM_THREADS in the environment or on the command line is kept for both.
+# (training steps 1.4-1.5x faster with 2 than 1 on the idle 2-core machine, benchmarks/threads.py).
+# The tests run TEST_WORKERS processes side by side: one thread each, since two threads per
+# process on 2 shared cores ran training 7.7x slower than one (OpenMP workers waiting on each
+# other). An OMP_NUM_THREADS in the environment or on the command line is kept for both.
 RUN_THREADS := $(or $(OMP_NUM_THREADS),$(shell nproc 2>/dev/null || echo 1))
 export OMP_NUM_THREADS ?= 1
 

@@ -414,9 +414,8 @@ class _Levels:
         return self._measure(model, "retain")
 
     def _measure(self, model: nn.Module, split: str) -> dict[str, float]:
-        s = self.settings
-        stats = teacher_forced_stats(model, self.data[split], s.batch_size, self.device)
-        return {f"{split}_accuracy": stats[s.stop_metric]}
+        level = _level(model, self.data[split], self.settings, self.device)
+        return {f"{split}_accuracy": level}
 
 
 def _reached(entry: dict[str, float], target: float | None) -> bool:
@@ -515,7 +514,13 @@ def _newton_direction(
 def stop_level(model: nn.Module, data: TokenBatch, settings: UnlearnSettings) -> float:
     """The forget level a run stops at (``unlearn.target``): ``model``'s ``stop_metric`` on
     ``data``, the retrain model's on the forget people or the original's on the holdout people."""
-    device = resolve_device(settings.device)
+    return _level(model, data, settings, resolve_device(settings.device))
+
+
+def _level(
+    model: nn.Module, data: TokenBatch, settings: UnlearnSettings, device: torch.device
+) -> float:
+    """``model``'s ``stop_metric`` on ``data``: the stop level and every trace checkpoint."""
     return teacher_forced_stats(model, data, settings.batch_size, device)[settings.stop_metric]
 
 

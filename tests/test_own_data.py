@@ -120,7 +120,7 @@ def test_each_named_environment_has_its_own_data_root() -> None:
     from tests.conftest import ROOT
 
     roots = {}
-    for env in ("local", "custom_qa", "study_deep", "smollm2_people"):
+    for env in ("local", "custom_qa", "compare", "study_deep", "smollm2_people"):
         catalog = config_loader(ROOT / "conf", env=env)["catalog"]
         roots[env] = catalog["cache_manifest"]["path"]
         assert catalog["qa_dataset"]["filepath"].startswith(
@@ -129,6 +129,7 @@ def test_each_named_environment_has_its_own_data_root() -> None:
     assert roots == {
         "local": "data/cache_manifest",
         "custom_qa": "data/custom_qa/cache_manifest",
+        "compare": "data/compare/cache_manifest",
         "study_deep": "data/study_deep/cache_manifest",
         "smollm2_people": "data/smollm2_people/cache_manifest",
     }

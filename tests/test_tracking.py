@@ -122,7 +122,7 @@ def tracked_project(tmp_path_factory: pytest.TempPathFactory) -> TrackedProject:
     with FileLock(f"{record}.lock"):
         if not record.exists():
             path = make_project(shared / "tracked")
-            sessions = [kedro_run(path), kedro_run(path), kedro_run(path, unlearn={"lr": 0.002})]
+            sessions = [kedro_run(path), kedro_run(path), kedro_run(path, unlearn={"lr": 0.004})]
             record.write_text(json.dumps({"path": str(path), "sessions": sessions}))
     made = json.loads(record.read_text())
     return TrackedProject(Path(made["path"]), tuple(made["sessions"]))
@@ -201,8 +201,8 @@ def test_stage_runs_carry_their_own_parameters(client, tracked):
     _, first = session_runs(client, tracked.sessions[0])
     _, third = session_runs(client, tracked.sessions[2])
     unlearn = first["unlearn"].data.params
-    assert unlearn["unlearn.lr"] == "0.001"
-    assert third["unlearn"].data.params["unlearn.lr"] == "0.002"
+    assert unlearn["unlearn.lr"] == "0.002"
+    assert third["unlearn"].data.params["unlearn.lr"] == "0.004"
     assert {key.split(".")[0] for key in unlearn} == {"unlearn"}
     assert first["train"].data.params["train.epochs"] == "40"  # conf/test
     assert first["data_prep"].data.params["data_prep.forget.fraction"] == "0.2"
@@ -321,7 +321,7 @@ def test_second_run_reuses_every_stage_and_points_at_the_first(client, tracked):
         assert run.data.params == first[stage].data.params
         assert artifacts(client, run) == set()  # they stay with the run that produced them
     assert parent.data.tags["stages_reused"].split(",") == project_stages(tracked.path)
-    assert parent.data.params["unlearn.lr"] == "0.001"  # complete although no node ran
+    assert parent.data.params["unlearn.lr"] == "0.002"  # complete although no node ran
 
 
 def test_changed_parameter_reruns_unlearn_and_evaluate_and_reuses_the_rest(client, tracked):

@@ -18,7 +18,7 @@ from kedro.io import CatalogProtocol
 from mape_unlearn.caching.runner import artifact_path
 
 WIDTH = 80
-NAME_WIDTH = 16  # "mape_forget_only", "diagonal_modules"
+NAME_WIDTH = 16  # "diagonal_modules"; a longer name is cut, the full table keeps it
 CELL = 8  # a 7-character number and one space: 8 numeric columns fit beside the names
 
 # (names of the column in evaluation_table_csv, two-line header of at most 7 characters each),

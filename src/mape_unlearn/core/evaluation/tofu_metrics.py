@@ -12,18 +12,29 @@ forget set 0, which gives the same AUC.)
 
 from __future__ import annotations
 
+import functools
 import zlib
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
-from rouge_score import rouge_scorer
 from scipy.stats import ks_2samp, rankdata
 
+if TYPE_CHECKING:
+    from rouge_score.rouge_scorer import RougeScorer
+
 TokenLogprobs = Sequence[torch.Tensor | np.ndarray]
-# One scorer for every call (building it sets up the stemmer); rougeL with the Porter stemmer is
-# what TOFU and open-unlearning use.
-_ROUGE_L = rouge_scorer.RougeScorer(["rougeL"], use_stemmer=True)
+
+
+@functools.cache
+def _rouge_l() -> RougeScorer:
+    """One scorer for every call (building it sets up the stemmer); rougeL with the Porter
+    stemmer is what TOFU and open-unlearning use. Imported on first use: rouge-score imports
+    nltk, 2-4 s of every `kedro` start-up otherwise, an error message's or `kedro viz`'s too."""
+    from rouge_score.rouge_scorer import RougeScorer
+
+    return RougeScorer(["rougeL"], use_stemmer=True)
 
 
 def _arrays(logprobs: TokenLogprobs) -> list[np.ndarray]:
@@ -123,7 +134,7 @@ def rouge_l_recall(prediction: str, reference: str) -> float:
     recall is the longest common subsequence over the reference's tokens. A reference without
     tokens scores 0.
     """
-    return float(_ROUGE_L.score(target=reference, prediction=prediction)["rougeL"].recall)
+    return float(_rouge_l().score(target=reference, prediction=prediction)["rougeL"].recall)
 
 
 def harmonic_mean(values: Sequence[float] | np.ndarray) -> float:

@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 import torch
+from shapes import SHAPES
 from transformers import GPT2Config, GPT2LMHeadModel
 
 from mape_unlearn.core.data.encoding import IGNORE, QABatch
@@ -21,10 +22,6 @@ from mape_unlearn.core.method.importance import per_sample_mask_gradients
 from mape_unlearn.core.method.losses import answer_nll
 
 CPU = torch.device("cpu")
-SHAPES = {
-    "default": {"n_layer": 4, "n_head": 4, "n_embd": 128, "n_inner": 512},
-    "gpt2_small_shape": {"n_layer": 12, "n_head": 12, "n_embd": 768, "n_inner": 3072},
-}
 
 
 def batch(n: int, width: int = 24, vocab: int = 600) -> QABatch:
@@ -45,7 +42,7 @@ def seconds(fn, repeats: int = 2) -> float:
 
 def measure(shape: dict, n: int, batch_size: int, loop_samples: int) -> dict[str, float]:
     torch.manual_seed(0)
-    model = GPT2LMHeadModel(GPT2Config(vocab_size=600, n_positions=64, **shape)).eval()
+    model = GPT2LMHeadModel(GPT2Config(vocab_size=600, **shape)).eval()
     data = batch(n)
 
     def training_pass() -> None:

@@ -33,6 +33,7 @@ import time
 from pathlib import Path
 
 import torch
+from shapes import SHAPES
 from transformers import GPT2Config, GPT2LMHeadModel
 
 from mape_unlearn.core.data.encoding import IGNORE, QABatch
@@ -44,10 +45,6 @@ from mape_unlearn.core.method.unlearning import (
     optimizer_state_bytes,
 )
 
-SHAPES = {
-    "default": {"n_layer": 4, "n_head": 4, "n_embd": 128, "n_inner": 512},
-    "gpt2_small_shape": {"n_layer": 12, "n_head": 12, "n_embd": 768, "n_inner": 3072},
-}
 CONFIGS = ("full", "dense", "compact")
 SPARSITY = 0.9
 
@@ -62,7 +59,7 @@ def batch(n: int, seed: int, width: int = 24, vocab: int = 600) -> QABatch:
 
 def setup(shape: str, config: str) -> tuple[GPT2LMHeadModel, dict[str, torch.Tensor]]:
     torch.manual_seed(0)
-    model = GPT2LMHeadModel(GPT2Config(vocab_size=600, n_positions=64, **SHAPES[shape])).eval()
+    model = GPT2LMHeadModel(GPT2Config(vocab_size=600, **SHAPES[shape])).eval()
     if config == "full":
         return model, all_parameters(model)
     selection = random_modules(model, SPARSITY, seed=0)

@@ -14,22 +14,13 @@ import time
 from pathlib import Path
 
 import torch
-from shapes import SHAPES
 from transformers import GPT2Config, GPT2LMHeadModel
+from workloads import SHAPES, random_batch
 
-from mape_unlearn.core.data.encoding import IGNORE, QABatch
 from mape_unlearn.core.method.importance import per_sample_mask_gradients
 from mape_unlearn.core.method.losses import answer_nll
 
 CPU = torch.device("cpu")
-
-
-def batch(n: int, width: int = 24, vocab: int = 600) -> QABatch:
-    generator = torch.Generator().manual_seed(0)
-    input_ids = torch.randint(5, vocab, (n, width), generator=generator)
-    labels = input_ids.clone()
-    labels[:, : width // 2] = IGNORE  # the answer is the second half
-    return QABatch(input_ids, torch.ones_like(input_ids), labels)
 
 
 def seconds(fn, repeats: int = 2) -> float:
@@ -43,7 +34,7 @@ def seconds(fn, repeats: int = 2) -> float:
 def measure(shape: dict, n: int, batch_size: int, loop_samples: int) -> dict[str, float]:
     torch.manual_seed(0)
     model = GPT2LMHeadModel(GPT2Config(vocab_size=600, **shape)).eval()
-    data = batch(n)
+    data = random_batch(n)
 
     def training_pass() -> None:
         for b in data.batches(batch_size):

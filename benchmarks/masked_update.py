@@ -33,10 +33,9 @@ import time
 from pathlib import Path
 
 import torch
-from shapes import SHAPES
 from transformers import GPT2Config, GPT2LMHeadModel
+from workloads import SHAPES, random_batch
 
-from mape_unlearn.core.data.encoding import IGNORE, QABatch
 from mape_unlearn.core.method.architectures import module_weight_masks
 from mape_unlearn.core.method.selection import all_parameters, random_modules
 from mape_unlearn.core.method.unlearning import (
@@ -47,14 +46,6 @@ from mape_unlearn.core.method.unlearning import (
 
 CONFIGS = ("full", "dense", "compact")
 SPARSITY = 0.9
-
-
-def batch(n: int, seed: int, width: int = 24, vocab: int = 600) -> QABatch:
-    generator = torch.Generator().manual_seed(seed)
-    input_ids = torch.randint(5, vocab, (n, width), generator=generator)
-    labels = input_ids.clone()
-    labels[:, : width // 2] = IGNORE  # the answer is the second half
-    return QABatch(input_ids, torch.ones_like(input_ids), labels)
 
 
 def setup(shape: str, config: str) -> tuple[GPT2LMHeadModel, dict[str, torch.Tensor]]:
@@ -70,9 +61,9 @@ def unlearn(model, masks, config: str, steps: int, device: torch.device) -> None
     settings = UnlearnSettings(
         rule="gd", lr=1e-3, max_steps=steps, alpha=10.0, beta=0.1, damping=1.0,
         kl_weight=0.0, batch_size=32, eval_every=steps, probe_retain_samples=32,
-        stop_metric="answer_token_accuracy", seed=0,
+        stop_metric="answer_token_accuracy", forget_tokens="answer", seed=0,
     )  # fmt: skip
-    forget, retain = batch(32, seed=1), batch(64, seed=2)
+    forget, retain = random_batch(32, seed=1), random_batch(64, seed=2)
     masked_unlearn(model, forget, retain, masks, settings, None, device, compact=config != "dense")
 
 

@@ -15,8 +15,8 @@ import time
 from pathlib import Path
 
 import torch
-from shapes import SHAPES
 from transformers import GPT2Config, GPT2LMHeadModel
+from workloads import SHAPES
 
 
 def step_seconds(threads: int, steps: int) -> float:

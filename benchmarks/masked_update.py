@@ -38,11 +38,8 @@ from workloads import SHAPES, random_batch
 
 from mape_unlearn.core.method.architectures import module_weight_masks
 from mape_unlearn.core.method.selection import all_parameters, random_modules
-from mape_unlearn.core.method.unlearning import (
-    UnlearnSettings,
-    masked_unlearn,
-    optimizer_state_bytes,
-)
+from mape_unlearn.core.method.unlearn_settings import UnlearnSettings
+from mape_unlearn.core.method.unlearning import masked_unlearn, optimizer_state_bytes
 
 CONFIGS = ("full", "dense", "compact")
 SPARSITY = 0.9

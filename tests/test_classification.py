@@ -21,7 +21,8 @@ from mape_unlearn.core.evaluation.metrics import teacher_forced_stats
 from mape_unlearn.core.method.architectures import module_weight_masks
 from mape_unlearn.core.method.importance import per_sample_mask_gradients
 from mape_unlearn.core.method.losses import answer_nll
-from mape_unlearn.core.method.unlearning import UnlearnSettings, masked_unlearn
+from mape_unlearn.core.method.unlearn_settings import UnlearnSettings
+from mape_unlearn.core.method.unlearning import masked_unlearn
 from mape_unlearn.datasets import PretrainedModelDataset, TokenizerDataset
 from mape_unlearn.settings import package_dir
 from tests.conftest import ENCODER_SHAPE, copy_project

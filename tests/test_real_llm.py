@@ -16,7 +16,8 @@ from mape_unlearn.core.data.people import generate_people_qa
 from mape_unlearn.core.method.architectures import layout_of, module_weight_masks, submodule
 from mape_unlearn.core.method.importance import per_sample_mask_gradients
 from mape_unlearn.core.method.masks import masks_applied
-from mape_unlearn.core.method.unlearning import UnlearnSettings, masked_unlearn
+from mape_unlearn.core.method.unlearn_settings import UnlearnSettings
+from mape_unlearn.core.method.unlearning import masked_unlearn
 from mape_unlearn.datasets import GGUFCheckpointDataset
 from mape_unlearn.pipelines.data_prep.nodes import known_world_facts
 from mape_unlearn.settings import package_dir

@@ -4,7 +4,8 @@ Each model mirrors one ``conf/base/parameters_<stage>.yml`` group, which holds t
 a bad or missing value fails the run up front with the parameter's name, the value given and
 what is allowed. The groups that configure an algorithm are the core's own settings objects
 (``mask_search``: core.method.search.SearchSettings, ``unlearn``:
-core.method.unlearning.UnlearnSettings, ``importance``: core.method.importance.ImportanceSettings,
+core.method.unlearn_settings.UnlearnSettings, ``importance``:
+core.method.importance.ImportanceSettings,
 ``baselines.*``: core.method.selection.Selector, ``evaluate.relearn``:
 core.evaluation.relearning.RelearnSettings), typed on the nodes that read them.
 """

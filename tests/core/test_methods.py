@@ -20,7 +20,7 @@ from mape_unlearn.core.method.methods import (
 )
 from mape_unlearn.core.method.search import SearchSettings
 from mape_unlearn.core.method.selection import Selector
-from mape_unlearn.core.method.unlearning import UnlearnSettings
+from mape_unlearn.core.method.unlearn_settings import UnlearnSettings
 from mape_unlearn.core.runtime.models import build_model
 
 BASE = Path(__file__).parents[2] / "conf" / "base"

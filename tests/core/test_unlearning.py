@@ -10,13 +10,10 @@ from mape_unlearn.core.evaluation.metrics import teacher_forced_stats
 from mape_unlearn.core.method.architectures import layout_of, module_weight_masks
 from mape_unlearn.core.method.compact import compact_slices
 from mape_unlearn.core.method.losses import mean_answer_nll
-from mape_unlearn.core.method.unlearning import (
-    UnlearnSettings,
-    diagonal_retain_fisher,
-    masked_unlearn,
-    matched_forgetting,
-    optimizer_state_bytes,
-)
+from mape_unlearn.core.method.stepper import diagonal_retain_fisher
+from mape_unlearn.core.method.stopping import matched_forgetting
+from mape_unlearn.core.method.unlearn_settings import UnlearnSettings
+from mape_unlearn.core.method.unlearning import masked_unlearn, optimizer_state_bytes
 from tests.conftest import random_batch
 
 CPU = torch.device("cpu")
@@ -156,7 +153,7 @@ def test_gradient_difference_steps_along_minus_forget_plus_alpha_retain_gradient
 @pytest.mark.parametrize(
     ("field", "value", "message"),
     [
-        ("rule", "xx", "Input should be 'ga', 'gd', 'npo' or 'so'"),
+        ("rule", "xx", "Input should be 'ga', 'gd', 'npo', 'so', 'bounded' or 'match'"),
         ("lr", -1.0, "Input should be greater than 0"),
         ("lr", float("nan"), "Input should be greater than 0"),
         ("max_steps", 0, "Input should be greater than 0"),
@@ -172,7 +169,7 @@ def test_bad_settings_are_rejected_with_the_field_and_what_is_allowed(field, val
 
 def test_npo_lowers_forget_likelihood_relative_to_the_original(model):
     from mape_unlearn.core.method.losses import answer_nll
-    from mape_unlearn.core.method.unlearning import forget_term
+    from mape_unlearn.core.method.rules import forget_term
 
     forget = random_batch(6, seed=1)
     masks = module_weight_masks(model, *(m | True for m in _selection(model)))
@@ -218,7 +215,7 @@ def test_so_takes_a_damped_newton_step_with_the_diagonal_retain_fisher(model):
 
 
 def test_kl_to_the_original_keeps_retain_outputs_closer(model):
-    from mape_unlearn.core.method.unlearning import retain_kl
+    from mape_unlearn.core.method.rules import retain_kl
 
     masks = module_weight_masks(model, *(m | True for m in _selection(model)))
     retain = random_batch(8, seed=2)
@@ -417,17 +414,17 @@ def test_nothing_to_unlearn_when_the_model_is_already_at_the_target(model, caplo
 def test_checks_every_step_once_the_target_is_near():
     """Checkpoints every 4 steps while the target is far; every step from the checkpoint whose
     last drop, twice over, would reach it, and from then on to the end."""
-    from mape_unlearn.core.method.unlearning import _steps_to_next_check
+    from mape_unlearn.core.method.stopping import steps_to_next_check
 
     settings = _settings(eval_every=4)
     trace = [{"step": 0, "forget_accuracy": 1.0}]
     far = {"step": 4, "forget_accuracy": 0.9}  # dropped 0.1: 0.9 - 0.2 is above 0.5
-    assert _steps_to_next_check(trace, far, 0.5, settings) == 4
+    assert steps_to_next_check(trace, far, 0.5, settings) == 4
     near = {"step": 8, "forget_accuracy": 0.7}  # dropped 0.2: 0.7 - 0.4 is below 0.5
-    assert _steps_to_next_check([*trace, far], near, 0.5, settings) == 1
+    assert steps_to_next_check([*trace, far], near, 0.5, settings) == 1
     stalled = {"step": 9, "forget_accuracy": 0.7}  # no drop, but already checking every step
-    assert _steps_to_next_check([*trace, far, near], stalled, 0.5, settings) == 1
-    assert _steps_to_next_check(trace, far, None, settings) == 4  # no target: the interval
+    assert steps_to_next_check([*trace, far, near], stalled, 0.5, settings) == 1
+    assert steps_to_next_check(trace, far, None, settings) == 4  # no target: the interval
 
 
 def test_near_the_target_only_forget_is_checked_each_step_and_retain_at_the_stop(model):

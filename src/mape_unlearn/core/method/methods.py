@@ -30,12 +30,9 @@ from mape_unlearn.core.method.selection import (
     random_modules,
     saliency_parameters,
 )
-from mape_unlearn.core.method.unlearning import (
-    UnlearnSettings,
-    masked_unlearn,
-    matched_forgetting,
-    optimizer_state_bytes,
-)
+from mape_unlearn.core.method.stopping import matched_forgetting
+from mape_unlearn.core.method.unlearn_settings import UnlearnSettings
+from mape_unlearn.core.method.unlearning import masked_unlearn, optimizer_state_bytes
 from mape_unlearn.core.runtime.device import resolve_device
 
 Trace = list[dict[str, float]]

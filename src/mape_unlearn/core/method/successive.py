@@ -24,7 +24,7 @@ from mape_unlearn.core.method.importance import MaskGradients, per_sample_mask_g
 from mape_unlearn.core.method.methods import DeletionRequest, select_and_unlearn
 from mape_unlearn.core.method.search import SearchSettings
 from mape_unlearn.core.method.selection import Selector
-from mape_unlearn.core.method.unlearning import UnlearnSettings
+from mape_unlearn.core.method.unlearn_settings import UnlearnSettings
 from mape_unlearn.core.runtime.device import resolve_device
 
 log = logging.getLogger(__name__)

@@ -35,7 +35,8 @@ from mape_unlearn.core.method.methods import (
 )
 from mape_unlearn.core.method.search import SearchSettings
 from mape_unlearn.core.method.selection import Selector
-from mape_unlearn.core.method.unlearning import UnlearnSettings, stop_level
+from mape_unlearn.core.method.stopping import stop_level
+from mape_unlearn.core.method.unlearn_settings import UnlearnSettings
 from mape_unlearn.core.runtime.device import resolve_device
 from mape_unlearn.params import ForgetParams, StudyParams, StudyRunParams, StudyVariant
 

@@ -12,7 +12,7 @@ from mape_unlearn.core.data.splits import rows_not_forgotten
 from mape_unlearn.core.method.importance import ImportanceSettings, MaskGradients
 from mape_unlearn.core.method.search import SearchSettings
 from mape_unlearn.core.method.successive import Request, request_people, successive_unlearning
-from mape_unlearn.core.method.unlearning import UnlearnSettings
+from mape_unlearn.core.method.unlearn_settings import UnlearnSettings
 from mape_unlearn.params import SuccessiveParams
 
 

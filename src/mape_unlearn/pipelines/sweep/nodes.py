@@ -13,7 +13,7 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 from mape_unlearn.core.method.methods import deletion_request, select_and_unlearn
 from mape_unlearn.core.method.search import SearchSettings
 from mape_unlearn.core.method.selection import Selector
-from mape_unlearn.core.method.unlearning import UnlearnSettings
+from mape_unlearn.core.method.unlearn_settings import UnlearnSettings
 from mape_unlearn.params import SweepParams
 
 log = logging.getLogger(__name__)

@@ -14,7 +14,8 @@ from mape_unlearn.core.method.architectures import module_weight_masks
 from mape_unlearn.core.method.methods import deletion_request, select_weights, unlearn_weights
 from mape_unlearn.core.method.search import SearchSettings
 from mape_unlearn.core.method.selection import Selector
-from mape_unlearn.core.method.unlearning import UnlearnSettings, stop_level
+from mape_unlearn.core.method.stopping import stop_level
+from mape_unlearn.core.method.unlearn_settings import UnlearnSettings
 from mape_unlearn.core.runtime.models import check_fits
 
 log = logging.getLogger(__name__)

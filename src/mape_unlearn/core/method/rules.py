@@ -1,0 +1,164 @@
+"""The loss of each unlearning rule (docs/method.md §4): a forget term, and the retain terms
+that keep utility.
+
+Data-parallel under a ``torch.distributed`` process group: every rank holds the whole batch and
+computes the loss of its own rows, normalised by the whole batch's counts, so the ranks' losses
+add up to the one-process loss (core/method/unlearning.py).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from mape_unlearn.core.data.encoding import IGNORE, TokenBatch
+from mape_unlearn.core.method.losses import answer_nll, answer_token_logits
+from mape_unlearn.core.method.unlearn_settings import NEVER_SEEN_RULES, UnlearnSettings
+from mape_unlearn.core.runtime.distributed import all_reduce_sum, local_rows
+
+
+def forget_term(
+    rule: str,
+    model: nn.Module,
+    reference: nn.Module | None,
+    batch: TokenBatch,
+    beta: float,
+    never_seen: torch.Tensor | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The forget part of the loss to minimise, and the batch's mean answer NLL (for the trace).
+
+    ``ga``/``gd``/``so``: minus the mean answer NLL (gradient ascent). ``npo``: negative
+    preference optimisation (Zhang et al. 2024),
+    ``-(2/beta) * mean log sigmoid(-beta * log(pi/pi_ref))`` with sequence log-probabilities
+    over answer tokens and the original model as reference:
+    bounded, so it slows down instead of diverging once the forget set is unlikely.
+    ``bounded``/``match``: each answer aimed at its never-seen level (:func:`never_seen_term`).
+
+    ``batch`` is the whole batch, the same on every rank; under a process group both values are
+    this rank's share, which add up over the ranks to the whole batch's (module docstring).
+    """
+    nll, counts, mean_nll = _nll_share(model, batch)
+    if rule in NEVER_SEEN_RULES:
+        assert never_seen is not None, f"{rule} needs the never-seen NLL of the answers"
+        return never_seen_term(rule, nll / counts.clamp(min=1), len(batch), never_seen), mean_nll
+    if rule != "npo":
+        return -mean_nll, mean_nll
+    assert reference is not None, "npo needs the original model as reference"
+    with torch.no_grad():
+        reference_nll, _, _ = _nll_share(reference, batch)
+    log_ratio = reference_nll - nll  # log pi(y|x) - log pi_ref(y|x)
+    return -(2.0 / beta) * F.logsigmoid(-beta * log_ratio).sum() / len(batch), mean_nll
+
+
+def never_seen_term(
+    rule: str, per_token_nll: torch.Tensor, batch_size: int, never_seen: torch.Tensor
+) -> torch.Tensor:
+    """Each answer's distance to its never-seen level, this rank's share of the batch mean.
+
+    ``per_token_nll``: this rank's answers' NLL per scored token, ``[n_r]``; ``never_seen``:
+    the same NLL of answers a model never saw (the retrain model on the forget people, or the
+    original on the holdout people), ``[m]``. The batch's answers, ranked by their current NLL,
+    get the never-seen quantiles of their ranks as targets (quantile matching: docs/method.md
+    §4), so the forget set is steered toward the never-seen *distribution*, wide as it is,
+    not toward one level for all. ``bounded``: ``relu(target - nll)``, ascent on an answer
+    only while it is likelier than its target, none beyond; ``match``: ``|target - nll|``, the
+    1-D Wasserstein-1 distance of the two distributions, which also pulls back answers pushed
+    past their target.
+    """
+    targets = _quantile_targets(per_token_nll.detach(), batch_size, never_seen)
+    gap = targets - per_token_nll
+    distance = F.relu(gap) if rule == "bounded" else gap.abs()
+    return distance.sum() / batch_size
+
+
+def _quantile_targets(own: torch.Tensor, batch_size: int, never_seen: torch.Tensor) -> torch.Tensor:
+    """The never-seen quantile at each of this rank's answers' rank in the whole batch."""
+    whole = torch.zeros(batch_size, dtype=own.dtype, device=own.device)
+    rows = local_rows(batch_size)
+    whole[rows] = own
+    whole = all_reduce_sum([whole])[0]  # every rank: the whole batch's NLLs
+    ranks = whole.argsort(stable=True).argsort(stable=True)
+    levels = (ranks.to(never_seen.dtype) + 0.5) / batch_size
+    return torch.quantile(never_seen.to(own.device), levels.to(own.device))[rows]
+
+
+def loss_backward(
+    model: nn.Module,
+    reference: nn.Module | None,
+    forget_batch: TokenBatch,
+    retain_batch: TokenBatch,
+    s: UnlearnSettings,
+    never_seen: torch.Tensor | None = None,
+) -> list[torch.Tensor]:
+    """One step's gradients; returns this rank's (forget part, retain part, forget NLL,
+    retain NLL) of the loss, detached.
+
+    Loss per step (forget batch f, retain batch r, original model as reference):
+    ``ga``: ``-L(f)``; ``gd``: ``-L(f) + alpha L(r)``; ``npo``: ``NPO(f) + alpha L(r)``;
+    ``bounded``/``match``: the distance of f's answers to their never-seen levels (``never_seen``)
+    ``+ alpha L(r)`` (:func:`forget_term`); ``so``: ``-L(f)``, whose gradient the stepper turns
+    into a damped Newton step. ``kl_weight`` adds ``KL(original || model)`` on r to any rule;
+    ``forget_tokens: fact`` has scored f on its fact tokens only.
+
+    One backward per batch (their gradients add up): a single batch's activations are alive
+    at a time, and the retain pass keeps no graph when its loss has no weight.
+    """
+    forget_part, forget_loss = forget_term(
+        s.rule, model, reference, forget_batch, s.beta, never_seen
+    )
+    if forget_part.requires_grad:  # not on a rank with no rows of this batch
+        forget_part.backward()
+    weight = 0.0 if s.rule in ("ga", "so") else s.alpha
+    anchored = reference is not None and s.kl_weight > 0
+    with torch.set_grad_enabled(weight > 0 or anchored):
+        _, _, retain_loss = _nll_share(model, retain_batch)
+        retain_part = weight * retain_loss
+        if anchored:
+            retain_part = retain_part + s.kl_weight * retain_kl(model, reference, retain_batch)
+    if retain_part.requires_grad:
+        retain_part.backward()
+    return [t.detach() for t in (forget_part, retain_part, forget_loss, retain_loss)]
+
+
+def retain_kl(model: nn.Module, reference: nn.Module, batch: TokenBatch) -> torch.Tensor:
+    """``KL(reference || model)`` of the next-token distributions, mean over answer tokens.
+
+    Like :func:`forget_term`: this rank's share of the whole ``batch``'s value.
+    """
+    own = _own_rows(batch)
+    if len(own) == 0:
+        return torch.zeros((), device=batch.input_ids.device)
+    logits, targets = answer_token_logits(model, own)
+    with torch.no_grad():
+        reference_logits, _ = answer_token_logits(reference, own)
+    keep = targets != IGNORE
+    log_p = torch.log_softmax(reference_logits[keep].float(), dim=-1)
+    log_q = torch.log_softmax(logits[keep].float(), dim=-1)
+    return F.kl_div(log_q, log_p, log_target=True, reduction="sum") / _answer_tokens(batch)
+
+
+def _own_rows(batch: TokenBatch) -> TokenBatch:
+    """This rank's rows of a batch every rank holds whole; none when it has fewer rows than
+    there are ranks (such a rank still joins every collective, adding zeros)."""
+    return batch.select(local_rows(len(batch)))
+
+
+def _answer_tokens(batch: TokenBatch) -> torch.Tensor:
+    """The whole batch's answer-token count: what every rank divides its sums by."""
+    return (batch.targets() != IGNORE).sum().clamp(min=1)
+
+
+def _nll_share(
+    model: nn.Module, batch: TokenBatch
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Per-sample answer NLL of this rank's rows of ``batch`` and their scored-token counts,
+    ``[n_r]`` each, and their share of the batch's mean answer NLL (the training loss); the
+    model never sees an empty shard."""
+    own = _own_rows(batch)
+    if len(own) == 0:
+        nll = torch.zeros(0, device=batch.input_ids.device)
+        counts = torch.zeros(0, dtype=torch.long, device=batch.input_ids.device)
+    else:
+        nll, counts = answer_nll(model, own)
+    return nll, counts, nll.sum() / _answer_tokens(batch)

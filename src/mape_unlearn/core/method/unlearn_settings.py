@@ -1,0 +1,43 @@
+"""How to unlearn: the rule, its weights, the step budget, the trace and the stop
+(parameters_unlearn.yml), validated once when Kedro builds them."""
+
+from __future__ import annotations
+
+from typing import Literal, get_args
+
+from pydantic import NonNegativeFloat, PositiveFloat, PositiveInt
+
+from mape_unlearn.core.data.encoding import TokenView
+from mape_unlearn.core.runtime.settings import settings
+
+# the forget term of each rule: core/method/rules.py (docs/method.md §4)
+Rule = Literal["ga", "gd", "npo", "so", "bounded", "match"]
+RULES: tuple[str, ...] = get_args(Rule)
+# rules whose forget term aims at the never-seen level of each answer, not at infinity
+NEVER_SEEN_RULES = ("bounded", "match")
+# what "forget accuracy" means along a run and for the stop: see metrics.teacher_forced_stats
+StopMetric = Literal["answer_token_accuracy", "exact_match", "fact_accuracy", "fact_exact_match"]
+STOP_METRICS: tuple[str, ...] = get_args(StopMetric)
+
+
+@settings
+class UnlearnSettings:
+    """How to unlearn (parameters_unlearn.yml): the base rule, its weights, the step budget,
+    the trace and where to stop."""
+
+    rule: Rule
+    lr: PositiveFloat  # Adam's step size; for `so`, the Newton step size (1 = a full damped step)
+    max_steps: PositiveInt
+    alpha: NonNegativeFloat  # weight of the retain NLL (gd, npo)
+    beta: PositiveFloat  # npo: inverse temperature
+    damping: PositiveFloat  # so: added to the diagonal retain Fisher, relative to its mean
+    kl_weight: NonNegativeFloat  # weight of KL(original || model) on retain batches; 0 = off
+    batch_size: PositiveInt
+    eval_every: PositiveInt  # steps between trace checkpoints (forget and retain accuracy)
+    probe_retain_samples: PositiveInt  # retain rows whose accuracy the trace records
+    stop_metric: StopMetric  # the trace's forget and retain "accuracy"
+    forget_tokens: TokenView  # what the forget term scores (docs/method.md §4)
+    seed: int
+    stop_at_retrain_level: bool = True  # stop once forget accuracy reaches the target level
+    target: Literal["retrain", "holdout"] = "retrain"  # whose level that is
+    device: str = "auto"  # core.runtime.device.resolve_device

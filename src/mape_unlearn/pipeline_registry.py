@@ -7,37 +7,23 @@ The stages form a chain up to `unlearn`; `evaluate`, `sweep` and `successive` ea
 """
 
 import os
+from importlib import import_module
 from pathlib import Path
 from typing import Any
 
-from kedro.config import MissingConfigException
+from kedro.framework.project import settings
 from kedro.pipeline import Pipeline
+from kedro.utils import find_kedro_project
 
 from mape_unlearn.params import EvaluateParams, ForgetParams, QASourceParams, TrainParams
-from mape_unlearn.pipelines import (
-    data_prep,
-    evaluate,
-    importance,
-    mask_search,
-    study,
-    successive,
-    sweep,
-    train,
-    unlearn,
-)
+from mape_unlearn.pipelines import study, train, unlearn
 from mape_unlearn.pipelines.unlearn.pipeline import TARGET_LEVELS as TARGETS
 from mape_unlearn.settings import config_loader
+from mape_unlearn.stages import STAGES as STAGE_NAMES
 
-STAGES = {
-    "data_prep": data_prep,
-    "train": train,
-    "importance": importance,
-    "mask_search": mask_search,
-    "unlearn": unlearn,
-    "evaluate": evaluate,
-    "sweep": sweep,
-    "successive": successive,
-}
+# each stage's pipeline package (mape_unlearn.pipelines.<stage>), by the names in
+# mape_unlearn.stages, which tracking reads without importing the pipelines
+STAGES = {name: import_module(f"mape_unlearn.pipelines.{name}") for name in STAGE_NAMES}
 # the stage each stage builds on (its pipeline adds that stage's pipeline); none for data_prep
 FOLLOWS = {
     "train": "data_prep",
@@ -50,21 +36,27 @@ FOLLOWS = {
 }
 
 
-def _parameters(conf_source: Path) -> dict[str, Any]:
+def project_conf_source() -> Path:
+    """The configuration a Kedro session started here reads: ``settings.CONF_SOURCE`` (``conf``)
+    of the project at or above the working directory, found as Kedro finds it."""
+    return Path(find_kedro_project(Path.cwd()) or Path.cwd()) / settings.CONF_SOURCE
+
+
+def _parameters(conf_source: Path | None) -> dict[str, Any]:
     """The parameters of ``conf/base`` and of the environment named by ``KEDRO_ENV`` (default
-    ``local``), read as a session reads them (``settings.config_loader``); ``{}`` without
-    configuration.
+    ``local``), read as a session reads them (``settings.config_loader``) from ``conf_source``
+    (default: :func:`project_conf_source`).
 
     Pipelines are built before a session knows its ``--env``, so the parameters that shape them
-    are read here, Kedro's dynamic-pipeline pattern (``--params`` cannot change them).
+    are read here, Kedro's dynamic-pipeline pattern (``--params`` cannot change them). An
+    environment without a folder or a file that is not YAML stops registration: ``kedro run``
+    says which and where (``cli.config_error``), rather than registering the default's shape.
     """
-    try:
-        return config_loader(conf_source, env=os.environ.get("KEDRO_ENV"))["parameters"]
-    except (MissingConfigException, ValueError):
-        return {}
+    conf_source = conf_source or project_conf_source()
+    return config_loader(conf_source, env=os.environ.get("KEDRO_ENV"))["parameters"]
 
 
-def evaluation_shape(conf_source: Path = Path("conf")) -> dict[str, tuple[str, ...]]:
+def evaluation_shape(conf_source: Path | None = None) -> dict[str, tuple[str, ...]]:
     """``evaluate.methods`` and ``sweep.methods``, which shape `evaluate` and `sweep`.
 
     Each must name an entry of ``baselines``: an unknown method stops registration. The
@@ -89,18 +81,15 @@ def evaluation_shape(conf_source: Path = Path("conf")) -> dict[str, tuple[str, .
     return shape
 
 
-def data_sources(conf_source: Path = Path("conf")) -> dict[str, Any]:
+def data_sources(conf_source: Path | None = None) -> dict[str, Any]:
     """Where the QA data, the deletion request, the original model and the stop level come
     from, which shape the stages: ``data_prep.source.kind``, ``data_prep.forget.from_file``,
     ``data_prep.world_facts``, ``train.original``, ``train.base``, ``train.retrain`` and
     ``unlearn.target``.
 
     Their groups are validated here: a misspelt choice would otherwise build another pipeline.
-    ``{}`` without configuration (the stages' defaults: the embedded default).
     """
     params = _parameters(conf_source)
-    if not params:
-        return {}
     data_prep = params.get("data_prep", {})
     train = TrainParams.model_validate(params.get("train"))
     target = params.get("unlearn", {}).get("target", "retrain")
@@ -127,9 +116,30 @@ def data_sources(conf_source: Path = Path("conf")) -> dict[str, Any]:
     }
 
 
-def study_runs(conf_source: Path = Path("conf")) -> tuple[str, ...]:
+def study_runs(conf_source: Path | None = None) -> tuple[str, ...]:
     """The runs of ``study_runs`` (one deletion request each), which shape the `study`."""
     return tuple(_parameters(conf_source).get("study_runs", {}))
+
+
+def stage_arguments(
+    sources: dict[str, Any], shape: dict[str, tuple[str, ...]]
+) -> dict[str, dict[str, Any]]:
+    """The keyword arguments of each stage's ``create_pipeline`` (none for the others), each
+    named as the stage names it: a name the stage does not take fails registration."""
+    return {
+        "data_prep": {
+            name: sources[name]
+            for name in ("qa_source", "forget_from_file", "original", "base", "world_facts")
+        },
+        "train": {"original": sources["original"], "retrain": sources["retrain"]},
+        "unlearn": {"target": sources["target"]},
+        "evaluate": {
+            "methods": shape["methods"],
+            "retrain": sources["retrain"],
+            "world_facts": sources["world_facts"],
+        },
+        "sweep": {"swept": shape["swept"]},
+    }
 
 
 def register_pipelines() -> dict[str, Pipeline]:
@@ -142,17 +152,10 @@ def register_pipelines() -> dict[str, Pipeline]:
     """
     pipelines: dict[str, Pipeline] = {}
     sources, shape = data_sources(), evaluation_shape()
-    shapes = {
-        "data_prep": sources,
-        "train": sources,
-        "unlearn": sources,
-        "evaluate": {**shape, **sources},
-        "sweep": {**shape, **sources},
-        "successive": sources,
-    }
+    arguments = stage_arguments(sources, shape)
     for name, stage in STAGES.items():
         upstream = pipelines[FOLLOWS[name]] if name in FOLLOWS else Pipeline([])
-        pipelines[name] = upstream + stage.create_pipeline(**shapes.get(name, {}))
+        pipelines[name] = upstream + stage.create_pipeline(**arguments.get(name, {}))
     baselines = map(unlearn.create_baseline_pipeline, shape["methods"])
     pipelines["evaluate"] += Pipeline(sum(baselines, Pipeline([])), tags="evaluate")
     pipelines["__default__"] = sum(pipelines.values(), Pipeline([]))

@@ -13,6 +13,8 @@ from kedro.framework.hooks import hook_impl
 from kedro.io import CatalogProtocol
 from kedro.pipeline import Node, Pipeline
 
+from mape_unlearn.stages import STAGES
+
 if TYPE_CHECKING:
     from mape_unlearn.tracking import StageRuns
 
@@ -60,8 +62,7 @@ class TrackStages:
         parent = mlflow.active_run()
         if parent is None:
             return
-        # imported here: the stages pull in torch and transformers, which settings should not
-        from mape_unlearn.pipeline_registry import STAGES
+        # imported here: tracking pulls in pandas and MLflow's client, which settings need not
         from mape_unlearn.tracking import StageRuns, run_names
 
         self.stage_runs = StageRuns(
@@ -69,7 +70,7 @@ class TrackStages:
             parent_id=parent.info.run_id,
             session_id=run_params["run_id"],
             project_path=Path(run_params["project_path"]),
-            stages=list(STAGES),
+            stages=STAGES,
             names=run_names(run_params, pipeline, catalog, STAGES),
         )
 

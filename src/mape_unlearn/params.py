@@ -26,6 +26,7 @@ from pydantic import (
 
 from mape_unlearn.core.data.encoding import TokenView
 from mape_unlearn.core.evaluation.relearning import RelearnSettings
+from mape_unlearn.core.runtime.precision import Autocast
 
 
 class _Params(BaseModel):
@@ -99,6 +100,7 @@ class TrainParams(_Params):
     weight_decay: float = Field(ge=0.0)
     seed: int
     device: str
+    autocast: Autocast  # bf16 forward: auto, bf16 or off (core.runtime.precision)
 
     @model_validator(mode="after")
     def _base_needs_finetuning(self) -> TrainParams:

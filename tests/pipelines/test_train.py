@@ -39,6 +39,7 @@ def test_the_retrain_reference_of_a_users_model_is_fresh_and_alike(tmp_path: Pat
         weight_decay=0.0,
         seed=0,
         device="cpu",
+        autocast="auto",
     )
     tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
     retrain, history = train_like(qa, tokenizer, original, params)

@@ -29,9 +29,10 @@ from mape_unlearn.core.data.encoding import TokenBatch, TokenView, encode_frame,
 from mape_unlearn.core.method.architectures import layout_of
 from mape_unlearn.core.method.losses import answer_nll
 from mape_unlearn.core.method.masks import masks_applied
+from mape_unlearn.core.runtime import precision
 from mape_unlearn.core.runtime.device import resolve_device
 from mape_unlearn.core.runtime.distributed import gather_rows, rank_and_world, shard_bounds
-from mape_unlearn.core.runtime.precision import bf16_autocast
+from mape_unlearn.core.runtime.precision import Autocast
 from mape_unlearn.core.runtime.settings import settings
 from mape_unlearn.core.runtime.weights import frozen
 
@@ -46,7 +47,7 @@ class ImportanceSettings:
     dtype: Literal["float32", "float16"]  # storage of the gradients
     seed: int  # draws the rows of a subsample
     device: str  # core.runtime.device.resolve_device
-    autocast: bool  # bf16 autocast of the forward on CUDA; ignored on CPU
+    autocast: Autocast  # bf16 forward: auto, bf16 or off (core.runtime.precision)
 
 
 @dataclass
@@ -74,12 +75,12 @@ def per_sample_mask_gradients(
     device: torch.device,
     dtype: torch.dtype = torch.float32,
     description: str = "mask gradients",
-    autocast: bool = False,
+    autocast: Autocast = "off",
 ) -> MaskGradients:
     """Gradients of each sample's summed answer NLL with respect to its own head/filter masks.
 
-    ``dtype`` is the storage of the result; ``autocast`` runs the forward in bf16 on CUDA (see
-    ``core.runtime.precision``). Data-parallel when a process group is initialised (module
+    ``dtype`` is the storage of the result; ``autocast`` runs the forward in bf16 where it applies
+    (``core.runtime.precision``). Data-parallel when a process group is initialised (module
     docstring).
     """
     layout = layout_of(model)
@@ -99,7 +100,10 @@ def per_sample_mask_gradients(
             filter_mask = torch.ones(n, layout.n_layers, layout.n_filters, device=device)
             head_mask.requires_grad_(True)
             filter_mask.requires_grad_(True)
-            with masks_applied(model, head_mask, filter_mask), bf16_autocast(device, autocast):
+            with (
+                masks_applied(model, head_mask, filter_mask),
+                precision.autocast(device, autocast, model),
+            ):
                 losses, _ = answer_nll(model, batch)
             g_heads, g_filters = torch.autograd.grad(losses.sum(), [head_mask, filter_mask])
             heads.append(g_heads.to("cpu", dtype))

@@ -16,7 +16,8 @@ from transformers import get_cosine_schedule_with_warmup
 
 from mape_unlearn.core.data.encoding import TokenBatch
 from mape_unlearn.core.method.losses import mean_answer_nll
-from mape_unlearn.core.runtime.precision import bf16_autocast
+from mape_unlearn.core.runtime import precision
+from mape_unlearn.core.runtime.precision import Autocast
 
 log = logging.getLogger(__name__)
 
@@ -37,12 +38,12 @@ def train_on_answers(
     seed: int,
     device: torch.device,
     description: str = "train",
-    autocast: bool = False,
+    autocast: Autocast = "off",
 ) -> tuple[nn.Module, list[float]]:
     """Train every weight on the answer-token NLL; returns the model and the loss per epoch.
 
-    ``autocast`` runs the forward in bf16 on CUDA (weights and optimizer state stay float32, so
-    no loss scaling is needed); it is ignored on the CPU (``core.runtime.precision``). Dropout (a
+    ``autocast`` (``core.runtime.precision``) runs the forward in bf16 where it applies; the
+    weights, the optimizer state and the loss stay float32. Dropout (a
     pretrained model's, e.g. BERT's 0.1) draws from the global generator, seeded here with
     ``seed`` inside a forked state: the run is reproducible whatever ran before it, and the
     caller's random state is left as it was.
@@ -62,11 +63,12 @@ def train_on_answers(
         for _ in range(epochs):
             total, count = 0.0, 0
             for batch in data.batches(batch_size, generator):
-                with bf16_autocast(device, autocast):
+                with precision.autocast(device, autocast, model):
                     loss = mean_answer_nll(model, batch.to(device))
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
+                torch.clear_autocast_cache()  # an enclosing context's bf16 weights are stale now
                 schedule.step()
                 total, count = total + loss.item() * len(batch), count + len(batch)
                 progress.update()

@@ -51,7 +51,7 @@ def test_scores_share_logprobs_with_answer_token_logprobs(gpt2):
     scores = answer_token_scores(gpt2, batch, batch_size=3, device=CPU)
     logprobs = answer_token_logprobs(gpt2, batch, batch_size=3, device=CPU)
     for row, lp in zip(scores, logprobs, strict=True):
-        assert set(row) == {"logprob", "mean", "std"}
+        assert set(row) == {"logprob", "hit", "fact", "mean", "std"}
         assert row["mean"].shape == row["std"].shape == lp.shape
         torch.testing.assert_close(row["logprob"], lp)
 

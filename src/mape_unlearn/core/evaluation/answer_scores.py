@@ -24,26 +24,38 @@ def _per_sample_scores(
     device: torch.device | str,
     vocab_stats: bool,
 ) -> list[dict[str, torch.Tensor]]:
-    """One forward pass per batch; per sample, the answer positions' token (and vocab) stats."""
+    """One forward pass per batch; per sample, the answer positions' token (and vocab) stats.
+
+    Batches are cut from the samples sorted by length, so a batch pads to a length its samples
+    share, and the rows are returned in sample order. The softmax over the vocabulary is taken
+    at the answer positions only (a chat prompt is most of a sample's tokens).
+    """
     model.to(device).eval()
-    rows: list[dict[str, torch.Tensor]] = []
-    for batch in data.batches(batch_size):  # no generator: batches keep the sample order
-        logits, targets = answer_token_logits(model, batch.to(device))
-        logp = torch.log_softmax(
-            logits.to(torch.promote_types(logits.dtype, torch.float32)), dim=-1
-        )
+    rows: list[dict[str, torch.Tensor]] = [{} for _ in range(len(data))]
+    order = torch.argsort(data.attention_mask.sum(dim=1), stable=True)
+    for start in range(0, len(data), batch_size):
+        index = order[start : start + batch_size]
+        batch = data.select(index).to(device)
+        logits, targets = answer_token_logits(model, batch)
         keep = targets != IGNORE
-        stats = {"logprob": logp.gather(-1, targets.clamp(min=0).unsqueeze(-1)).squeeze(-1)}
+        kept = logits[keep]  # [answer tokens of the batch, V]
+        logp = torch.log_softmax(kept.to(torch.promote_types(kept.dtype, torch.float32)), dim=-1)
+        stats = {
+            "logprob": logp.gather(-1, targets[keep].unsqueeze(-1)).squeeze(-1),
+            "hit": kept.argmax(-1) == targets[keep],  # the token is the model's argmax
+            "fact": batch.on_facts().targets()[keep] != IGNORE,  # one of the fact's tokens
+        }
         if vocab_stats:
             # Min-K%++: moments of log p under the model's own next-token distribution
             p = logp.exp()
             mean = (p * logp).sum(-1)
             # centred form of sum_v p_v (log p_v)^2 - mu^2: no cancellation in float32
-            var = (p * (logp - mean.unsqueeze(-1)).square()).sum(-1)
             stats["mean"] = mean
-            stats["std"] = var.sqrt()
-        for i in range(len(batch)):
-            rows.append({name: value[i][keep[i]].cpu() for name, value in stats.items()})
+            stats["std"] = (p * (logp - mean.unsqueeze(-1)).square()).sum(-1).sqrt()
+        counts = keep.sum(dim=1).tolist()
+        split = {name: value.cpu().split(counts) for name, value in stats.items()}
+        for i, row in enumerate(index.tolist()):
+            rows[row] = {name: values[i] for name, values in split.items()}
     return rows
 
 
@@ -62,13 +74,22 @@ def answer_token_logprobs(
 
 @torch.no_grad()
 def answer_token_scores(
-    model: nn.Module, data: TokenBatch, batch_size: int, device: torch.device | str
+    model: nn.Module,
+    data: TokenBatch,
+    batch_size: int,
+    device: torch.device | str,
+    vocab_stats: bool = True,
 ) -> list[dict[str, torch.Tensor]]:
-    """Per sample ``{"logprob", "mean", "std"}``, each ``[m]`` over the answer tokens.
+    """Per sample ``{"logprob", "hit", "fact", "mean", "std"}``, each ``[m]`` over the answer
+    tokens, from one forward pass over ``data`` (``mean`` and ``std`` with ``vocab_stats``).
+
+    ``hit``: the token is the model's most likely next token; ``fact``: it is one of the fact's
+    tokens (:meth:`~mape_unlearn.core.data.encoding.TokenBatch.on_facts`); what
+    :func:`~mape_unlearn.core.evaluation.metrics.teacher_forced_summary` adds up.
 
     ``mean`` and ``std`` are the mean and standard deviation of ``log p_v`` over the vocabulary
     under the model's next-token distribution at that position, ``mu = sum_v p_v log p_v`` and
     ``sigma = sqrt(sum_v p_v (log p_v)^2 - mu^2)``: the normalisers of Min-K%++ (Zhang et al.
     2024), which need the full distribution and so cannot be recovered from ``logprob`` alone.
     """
-    return _per_sample_scores(model, data, batch_size, device, vocab_stats=True)
+    return _per_sample_scores(model, data, batch_size, device, vocab_stats)

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 from torch import nn
 
 from mape_unlearn.core.data.encoding import IGNORE, LabelBatch, QABatch, TokenBatch
-from mape_unlearn.core.method.losses import answer_token_logits
+from mape_unlearn.core.evaluation.answer_scores import answer_token_scores
 from mape_unlearn.core.runtime.distributed import all_reduce_sum, local_rows
 
 # what each view of a batch is called in the statistics: the whole answer, its fact tokens
@@ -18,41 +20,44 @@ _VIEWS = {"answer": ("answer_nll", "answer_token_accuracy", "exact_match"),
 def teacher_forced_stats(
     model: nn.Module, data: TokenBatch, batch_size: int, device: torch.device
 ) -> dict[str, float]:
+    """:func:`teacher_forced_summary` of ``data``, from one forward pass per batch.
+
+    Data-parallel under a process group (:mod:`~mape_unlearn.core.runtime.distributed`): each
+    rank scores its own rows, and every rank returns the statistics of all of ``data``.
+    """
+    local = data.select(local_rows(len(data)))
+    scores = answer_token_scores(model, local, batch_size, device, vocab_stats=False)
+    return teacher_forced_summary(scores, len(data))
+
+
+def teacher_forced_summary(
+    scores: Sequence[dict[str, torch.Tensor]], n_samples: int
+) -> dict[str, float]:
     """Mean NLL, the share of tokens predicted (argmax), and exact match, over the answer
-    tokens and over the fact tokens (docs/method.md §7.1), from one forward pass per batch.
+    tokens and over the fact tokens (docs/method.md §7.1), of ``n_samples`` rows whose
+    :func:`~mape_unlearn.core.evaluation.answer_scores.answer_token_scores` are ``scores``.
 
     ``exact_match`` is the share of samples whose every answer token (EOS included) is the
     argmax: exactly the samples greedy decoding reproduces. ``fact_exact_match`` asks the same
     of the fact tokens only, the rest of the answer given: whether the model still knows the
     fact, whatever the wording around it.
 
-    Data-parallel under a process group (:mod:`~mape_unlearn.core.runtime.distributed`): each rank
-    scores its own rows and one all-reduce adds up the sums, so every rank returns the
-    statistics of all of ``data``.
+    Under a process group ``scores`` are this rank's rows and one all-reduce adds up the sums
+    (a collective: every rank calls it), so every rank returns the statistics of all rows.
     """
-    model.to(device).eval()
     sums = torch.zeros(len(_VIEWS), 4, dtype=torch.float64)  # nll, correct, tokens, exact
-    for batch in data.select(local_rows(len(data))).batches(batch_size):
-        batch = batch.to(device)
-        logits, _ = answer_token_logits(model, batch)
-        logp = torch.log_softmax(
-            logits.to(torch.promote_types(logits.dtype, torch.float32)), dim=-1
-        )
-        predicted = logits.argmax(-1)
-        for row, view in zip(sums, (batch, batch.on_facts()), strict=True):
-            targets = view.targets()
-            keep = targets != IGNORE
-            nll = logp.gather(-1, targets.clamp(min=0).unsqueeze(-1)).squeeze(-1)[keep].sum()
-            hits = (predicted == targets) & keep
-            exact = (hits.sum(dim=1) == keep.sum(dim=1)).sum()
-            row += torch.tensor([-float(nll), int(hits.sum()), int(keep.sum()), int(exact)])
+    for row in scores:
+        for view, keep in zip(sums, (torch.ones_like(row["fact"]), row["fact"]), strict=True):
+            hits = row["hit"][keep]
+            nll = -float(row["logprob"][keep].double().sum())
+            view += torch.tensor([nll, int(hits.sum()), len(hits), int(bool(hits.all()))])
     sums = all_reduce_sum([sums])[0]  # float64: the counts stay exact
     stats = {}
     for (nll_name, accuracy_name, exact_name), (nll, correct, tokens, exact) in zip(
         _VIEWS.values(), sums.tolist(), strict=True
     ):
         stats |= {nll_name: nll / tokens, accuracy_name: correct / tokens}
-        stats[exact_name] = exact / len(data)
+        stats[exact_name] = exact / n_samples
     return stats
 
 
@@ -63,39 +68,62 @@ def greedy_answers(
     """Greedy continuation of every prompt, up to (not including) the first EOS.
 
     Decodes for as many tokens as the sample's reference answer plus EOS, so an answer that
-    runs on is cut where the reference ends. Samples are grouped by prompt length so each
-    group decodes without padding.
+    runs on is cut where the reference ends. Prompts of different lengths decode together,
+    left-padded; batches are cut from the rows sorted by prompt length, so padding stays short.
     """
     if len(data) == 0:  # a rank's share of a split smaller than the world
         return []
     model.to(device).eval()
-    prompt_lengths = data.prompt_lengths()
+    lengths = data.prompt_lengths()
+    budgets = data.labels.ne(IGNORE).sum(dim=1)  # answer tokens + EOS
+    stops = data.labels[torch.arange(len(data)), lengths + budgets - 1]  # each answer's EOS
     answers: list[list[int]] = [[] for _ in range(len(data))]
-    for length in prompt_lengths.unique().tolist():
-        index = torch.nonzero(prompt_lengths == length).flatten()
-        for start in range(0, len(index), batch_size):
-            rows = index[start : start + batch_size]
-            group = data.select(rows)
-            budget = group.labels[:, length:].ne(IGNORE).sum(dim=1)  # answer tokens + EOS
-            tokens = _greedy(model, group.input_ids[:, :length].to(device), int(budget.max()))
-            eos = group.labels[torch.arange(len(rows)), length + budget - 1]
-            for row, generated, stop, limit in zip(
-                rows.tolist(), tokens.cpu(), eos.tolist(), budget.tolist(), strict=True
-            ):
-                ids = generated[:limit].tolist()
-                answers[row] = ids[: ids.index(stop)] if stop in ids else ids
+    order = torch.argsort(lengths, stable=True)
+    for start in range(0, len(data), batch_size):
+        rows = order[start : start + batch_size]
+        prompt, mask = _left_padded(data.input_ids[rows], lengths[rows])
+        tokens = _greedy(model, prompt.to(device), mask.to(device), int(budgets[rows].max()))
+        for row, generated in zip(rows.tolist(), tokens.cpu(), strict=True):
+            ids = generated[: budgets[row]].tolist()
+            stop = int(stops[row])
+            answers[row] = ids[: ids.index(stop)] if stop in ids else ids
     return answers
 
 
-def _greedy(model: nn.Module, prompt: torch.Tensor, n_tokens: int) -> torch.Tensor:
-    """``n_tokens`` greedy tokens after ``prompt`` ``[n, length]``: ``[n, n_tokens]``. The
-    key/value cache makes each step one token's work, not the whole sequence's again."""
-    output = model(input_ids=prompt, use_cache=True)
+def _left_padded(
+    input_ids: torch.Tensor, lengths: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The first ``lengths`` tokens of each row of ``input_ids`` ``[n, T]``, moved to the right
+    end of ``[n, max(lengths)]``, and the attention mask that hides the padding on their left."""
+    width = int(lengths.max())
+    shift = (width - lengths).unsqueeze(1)  # [n, 1]
+    columns = torch.arange(width).unsqueeze(0)  # [1, width]
+    source = (columns - shift).clamp(min=0)  # the padding repeats each row's first token
+    return input_ids.gather(1, source), (columns >= shift).long()
+
+
+def _greedy(
+    model: nn.Module, prompt: torch.Tensor, mask: torch.Tensor, n_tokens: int
+) -> torch.Tensor:
+    """``n_tokens`` greedy tokens after the left-padded ``prompt`` ``[n, length]`` (``mask``
+    0 on the padding): ``[n, n_tokens]``. The key/value cache makes each step one token's
+    work, not the whole sequence's again; the positions count real tokens only, so a padded
+    row is decoded as it would be alone."""
+    positions = (mask.cumsum(dim=1) - 1).clamp(min=0)
+    output = model(input_ids=prompt, attention_mask=mask, position_ids=positions, use_cache=True)
     tokens = []
     for step in range(n_tokens):
         tokens.append(output.logits[:, -1].argmax(-1, keepdim=True))
         if step + 1 < n_tokens:
-            output = model(input_ids=tokens[-1], cache=output.cache, use_cache=True)
+            mask = torch.cat([mask, torch.ones_like(mask[:, :1])], dim=1)
+            positions = positions[:, -1:] + 1
+            output = model(
+                input_ids=tokens[-1],
+                attention_mask=mask,
+                position_ids=positions,
+                cache=output.cache,
+                use_cache=True,
+            )
     return torch.cat(tokens, dim=1)
 
 

@@ -25,6 +25,8 @@ from transformers import PreTrainedTokenizerBase
 from mape_unlearn.core.data.encoding import encode_frame
 from mape_unlearn.core.data.splits import choose_forget_people
 from mape_unlearn.core.evaluation.metrics import teacher_forced_stats
+from mape_unlearn.core.runtime import precision
+from mape_unlearn.core.runtime.precision import Autocast
 from mape_unlearn.core.runtime.settings import settings
 from mape_unlearn.core.runtime.training import train_on_answers
 
@@ -48,11 +50,14 @@ def relearning_attack(
     forget: pd.DataFrame,
     settings: RelearnSettings,
     device: torch.device,
+    autocast: Autocast = "off",
 ) -> dict[str, float]:
     """Probe accuracy before and after fine-tuning a copy of ``model`` on ``settings.fraction``
     of the forget people.
 
     A request of one person leaves nobody to probe: the attack is skipped (NaN, with a warning).
+    ``autocast``: the evaluation's precision (``core.runtime.precision``), for the probes and
+    the fine-tuning alike.
     """
     if forget["person_id"].nunique() < 2:
         log.warning(
@@ -70,7 +75,8 @@ def relearning_attack(
         return dict.fromkeys(keys, math.nan)
     relearn, probe = choose_forget_people(forget, settings.fraction, settings.seed)
     probe_data = encode_frame(tokenizer, probe)
-    before = teacher_forced_stats(model, probe_data, settings.batch_size, device)
+    with precision.autocast(device, autocast, model):
+        before = teacher_forced_stats(model, probe_data, settings.batch_size, device)
     attacked, _ = train_on_answers(
         copy.deepcopy(model),
         encode_frame(tokenizer, relearn),
@@ -82,8 +88,10 @@ def relearning_attack(
         seed=settings.seed,
         device=device,
         description="relearn",
+        autocast=autocast,
     )
-    after = teacher_forced_stats(attacked, probe_data, settings.batch_size, device)
+    with precision.autocast(device, autocast, attacked):
+        after = teacher_forced_stats(attacked, probe_data, settings.batch_size, device)
     return {
         "probe_accuracy_before": before["fact_accuracy"],
         "probe_accuracy_after": after["fact_accuracy"],

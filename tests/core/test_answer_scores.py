@@ -4,6 +4,7 @@ from transformers import GPT2Config, GPT2LMHeadModel
 
 from mape_unlearn.core.data.encoding import IGNORE
 from mape_unlearn.core.evaluation.answer_scores import answer_token_logprobs, answer_token_scores
+from mape_unlearn.core.evaluation.metrics import teacher_forced_stats
 from mape_unlearn.core.method.losses import answer_nll
 from tests.conftest import random_batch
 
@@ -75,3 +76,21 @@ def test_vocab_mean_and_std_match_a_direct_computation(gpt2):
     assert float(row["mean"][token]) == pytest.approx(mean, abs=1e-5)
     assert float(row["std"][token]) == pytest.approx(std, abs=1e-5)
     assert std > 0
+
+
+def test_teacher_forced_stats_add_up_each_token_and_each_whole_answer(gpt2):
+    """From the one scoring pass: NLL and argmax accuracy per token, exact match per sample,
+    over the answer tokens and over the fact tokens, as a direct count over the logits."""
+    batch = random_batch(7, seed=5)
+    stats = teacher_forced_stats(gpt2, batch, batch_size=3, device=CPU)
+    with torch.no_grad():
+        logits = gpt2(**batch.model_inputs()).logits[:, :-1]
+    for targets, prefix in ((batch.labels[:, 1:], "answer"), (batch.fact_labels[:, 1:], "fact")):
+        keep = targets != IGNORE
+        nll = torch.nn.functional.cross_entropy(logits[keep], targets[keep])
+        hits = (logits.argmax(-1) == targets) | ~keep
+        assert stats[f"{prefix}_nll"] == pytest.approx(nll.item(), rel=1e-5)
+        accuracy = "answer_token_accuracy" if prefix == "answer" else "fact_accuracy"
+        assert stats[accuracy] == pytest.approx(hits[keep].float().mean().item())
+        exact = "exact_match" if prefix == "answer" else "fact_exact_match"
+        assert stats[exact] == pytest.approx(hits.all(dim=1).float().mean().item())

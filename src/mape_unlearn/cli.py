@@ -19,6 +19,7 @@ import copy
 import functools
 import logging
 import os
+import re
 import textwrap
 from collections.abc import Iterator
 from pathlib import Path
@@ -37,6 +38,99 @@ PACKAGE_DIR = Path(__file__).resolve().parent
 @click.group(name="mape-unlearn")
 def cli() -> None:
     """Commands of the mape-unlearn project."""
+
+
+# --- configuration errors -------------------------------------------------------------------
+
+MISSING_FOLDER = "Given configuration path either does not exist or is not a valid directory: "
+BAD_YAML = re.compile(r"Invalid YAML or JSON file (.+), unable to read line")
+# an input without a catalog entry: Kedro's check before a run, or (when a hook asked the
+# catalog for it first, which makes it a MemoryDataset) its load
+MISSING_INPUTS = re.compile(
+    r"Pipeline input\(s\) (\{.*\}) not found in the"
+    r"|(.+?): Data for MemoryDataset has not been saved yet"
+)
+BAD_ENTRY = re.compile(r"An exception occurred when parsing config for dataset '(.+?)':\n(.+)")
+
+
+def _shown(path: str | Path) -> str:
+    """``path`` relative to the working directory when it lies below it."""
+    here = Path.cwd()
+    absolute = here / path  # an absolute ``path`` stays as it is
+    return str(absolute.relative_to(here) if absolute.is_relative_to(here) else absolute)
+
+
+def _catalog_line(entry: str, env: str) -> str:
+    """Where ``entry`` is defined: ``conf/<env>/catalog.yml, line 12`` (``env`` wins over
+    ``base``, as in Kedro's merge), or ``""`` when no catalog file names it (a pattern entry)."""
+    from mape_unlearn.pipeline_registry import project_conf_source
+
+    key = re.compile(rf"^[\"']?{re.escape(entry)}[\"']?\s*:")
+    for folder in (env, "base"):
+        for path in sorted((project_conf_source() / folder).glob("**/catalog*.y*ml")):
+            for number, line in enumerate(path.read_text().splitlines(), start=1):
+                if key.match(line):
+                    return f"{_shown(path)}, line {number}"
+    return ""
+
+
+def _missing_environment(folder: Path) -> tuple[str, str]:
+    """An environment (``--env``, ``KEDRO_ENV``, or ``local`` by default) without a folder."""
+    known = sorted(path.name for path in folder.parent.glob("*/") if path.name != "base")
+    if folder.name == "local":
+        advice = f"Create the folder {_shown(folder)} (this machine's settings; it may be empty)."
+    else:
+        advice = f"Choose one of {_shown(folder.parent)}/ (--env=NAME): {', '.join(known)}."
+    return f"the environment {folder.name!r} has no folder {_shown(folder)}", advice
+
+
+def _invalid_yaml(error: BaseException, file: str) -> tuple[str, str]:
+    """A configuration file that is not YAML: the file, line and column of the problem."""
+    import yaml
+
+    marked = [link for link in _chain(error) if isinstance(link, yaml.MarkedYAMLError)]
+    inner = next((link for link in reversed(marked) if link.problem_mark is not None), None)
+    message = f"{_shown(file)} is not valid YAML"
+    if inner is not None:
+        mark = inner.problem_mark
+        message += f": line {mark.line + 1}, column {mark.column + 1}: {inner.problem}"
+        if inner.context and inner.context_mark is not None:
+            message += f" ({inner.context} from line {inner.context_mark.line + 1})"
+    return message, (
+        "Fix the syntax there (indentation, a ':' after each key, closing brackets and "
+        "quotes); what each parameter means: the comments of conf/base."
+    )
+
+
+def config_error(error: BaseException, env: str | None = None) -> tuple[str, str] | None:
+    """``(message, what to do)`` when the configuration of environment ``env`` (default:
+    ``KEDRO_ENV``, else ``local``) cannot be read or built: an environment without a folder, a
+    file that is not YAML, an input no catalog entry defines, or an entry Kedro cannot build
+    (an unknown ``type`` among them); else ``None``."""
+    from kedro.config import MissingConfigException
+    from kedro.io import DatasetError
+
+    env = env or os.environ.get("KEDRO_ENV") or "local"
+    for link in _chain(error):
+        text = str(link)
+        if isinstance(link, MissingConfigException) and text.startswith(MISSING_FOLDER):
+            return _missing_environment(Path(text.removeprefix(MISSING_FOLDER).split(". ")[0]))
+        if (bad_yaml := BAD_YAML.match(text)) is not None:
+            return _invalid_yaml(link, bad_yaml.group(1))
+        if isinstance(link, ValueError | DatasetError) and (missing := MISSING_INPUTS.match(text)):
+            names = re.findall(r"'([^']+)'", missing.group(1) or "") or [missing.group(2)]
+            return f"no catalog entry defines {', '.join(names)}, which the pipeline reads", (
+                f"Add it to conf/{env}/catalog.yml (your own file: conf/custom_qa/catalog.yml "
+                "and docs/own-data.md), or run the environment that defines it (--env=NAME)."
+            )
+        if isinstance(link, DatasetError) and (entry := BAD_ENTRY.match(text)):
+            name, reason = entry.groups()
+            where = _catalog_line(name, env)
+            return f"the catalog entry {name!r}{f' ({where})' if where else ''}: {reason}", (
+                "Use a `type:` of mape_unlearn.datasets or kedro-datasets (e.g. "
+                "pandas.CSVDataset) with the arguments it takes: docs/own-data.md."
+            )
+    return None
 
 
 # --- errors a user can act on -------------------------------------------------------------
@@ -106,18 +200,22 @@ def _parameter_messages(text: str) -> list[str]:
     return messages
 
 
-def user_error(error: BaseException) -> tuple[str, str] | None:
+def user_error(error: BaseException, env: str | None = None) -> tuple[str, str] | None:
     """``(message, what to do)`` when the error is one the user can fix, else ``None``.
 
-    User errors: Kedro's parameter validation (the typed models of ``params.py``), pydantic's
-    ``ValidationError``, an unknown pipeline name, and a ``ValueError`` or ``FileNotFoundError``
-    raised by this project's own code (its data checks, datasets and parameter checks name the
-    parameter, the value and what is allowed). The same exception types raised inside a library
-    are bugs to report, not user errors: their traceback is shown.
+    User errors: the configuration of ``env`` (:func:`config_error`), Kedro's parameter
+    validation (the typed models of ``params.py``), pydantic's ``ValidationError``, an unknown
+    pipeline name, and a ``ValueError`` or ``FileNotFoundError`` raised by this project's own
+    code (its data checks, datasets and parameter checks name the parameter, the value and
+    what is allowed). The same exception types raised inside a library are bugs to report, not
+    user errors: their traceback is shown.
     """
     from kedro.validation import ParameterValidationError
     from pydantic import ValidationError
 
+    found = config_error(error, env)
+    if found is not None:
+        return found
     for link in _chain(error):
         if isinstance(link, ParameterValidationError):
             fields = _parameter_messages(str(link)) or [str(link)]
@@ -217,7 +315,7 @@ def _project_run(command: click.Command, runner: str) -> click.Command:
             result = run(**kwargs)
         except Exception as error:
             traceback = os.environ.get(TRACEBACK_ENV, "") not in ("", "0")
-            found = None if traceback else user_error(error)
+            found = None if traceback else user_error(error, kwargs.get("env"))
             if found is None:
                 raise
             _report(*found)

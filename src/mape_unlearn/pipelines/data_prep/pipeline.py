@@ -50,12 +50,12 @@ def _model_side(original: str, base: str, world_facts: bool) -> list[Node]:
 
 
 def create_pipeline(
+    *,
     qa_source: str = "generated",
     forget_from_file: bool = False,
     original: str = "trained",
     base: str = "directory",
     world_facts: bool = False,
-    **kwargs,
 ) -> Pipeline:
     """``qa_source``: `generated` or `file` (the catalog's ``qa_source``); ``forget_from_file``:
     the deletion request is the catalog's ``forget_request``; ``original``: `pretrained` or

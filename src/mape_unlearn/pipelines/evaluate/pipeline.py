@@ -38,7 +38,7 @@ def _evaluation(model: str, world_facts: bool) -> Pipeline:
 
 
 def create_pipeline(
-    methods: tuple[str, ...] = (), retrain: bool = True, world_facts: bool = False, **kwargs
+    *, methods: tuple[str, ...] = (), retrain: bool = True, world_facts: bool = False
 ) -> Pipeline:
     """Evaluate original, unlearned (module mask), each baseline in ``methods`` and, when
     ``train.retrain`` trains one, the retrain reference; ``world_facts``: on world knowledge

@@ -9,7 +9,7 @@ from kedro.pipeline import Node, Pipeline
 from mape_unlearn.pipelines.importance.nodes import diagonal_fisher, mask_gradients
 
 
-def create_pipeline(**kwargs) -> Pipeline:
+def create_pipeline() -> Pipeline:
     base = Pipeline(
         [
             Node(

@@ -6,7 +6,7 @@ from mape_unlearn.pipelines.mask_search.nodes import search_modules
 from mape_unlearn.pipelines.mask_search.plots import plot_module_selection, plot_search_objective
 
 
-def create_pipeline(**kwargs) -> Pipeline:
+def create_pipeline() -> Pipeline:
     return Pipeline(
         [
             Node(

@@ -83,9 +83,7 @@ def _run(run: str, retrain: Pipeline) -> Pipeline:
     )
 
 
-def create_pipeline(
-    runs: tuple[str, ...] = (), retrain: Pipeline | None = None, **kwargs
-) -> Pipeline:
+def create_pipeline(*, runs: tuple[str, ...] = (), retrain: Pipeline | None = None) -> Pipeline:
     """One namespace per run of ``study_runs``, then the table and figure across runs;
     ``retrain``: the pipeline that trains a retrain reference (needed when there are runs)."""
     if runs and retrain is None:

@@ -7,7 +7,7 @@ from mape_unlearn.pipelines.successive.nodes import successive_requests
 from mape_unlearn.pipelines.successive.plots import plot_successive
 
 
-def create_pipeline(**kwargs) -> Pipeline:
+def create_pipeline() -> Pipeline:
     return Pipeline(
         [
             Node(

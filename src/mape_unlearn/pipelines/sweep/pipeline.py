@@ -41,7 +41,7 @@ def _sweep(method: str) -> Pipeline:
     )
 
 
-def create_pipeline(swept: tuple[str, ...] = (), **kwargs) -> Pipeline:
+def create_pipeline(*, swept: tuple[str, ...] = ()) -> Pipeline:
     """Sweep the sparsity of each method in ``swept`` (names from ``baselines``); no nodes
     when ``swept`` is empty."""
     if not swept:

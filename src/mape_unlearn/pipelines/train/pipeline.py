@@ -32,7 +32,7 @@ def _model(name: str, split: str, fit: Node) -> Pipeline:
     )
 
 
-def create_pipeline(original: str = "trained", retrain: bool = True, **kwargs) -> Pipeline:
+def create_pipeline(*, original: str = "trained", retrain: bool = True) -> Pipeline:
     """``original``: `trained` (built from ``train``'s config), `pretrained` (the user's) or
     `finetuned` (from the catalog's ``base_model``); ``retrain``: whether the retrain reference
     is trained too (``train.retrain``)."""

@@ -77,7 +77,7 @@ TARGET_LEVELS = {
 }
 
 
-def create_pipeline(target: str = "retrain", **kwargs) -> Pipeline:
+def create_pipeline(*, target: str = "retrain") -> Pipeline:
     """``target``: ``unlearn.target``, read at registration (see ``pipeline_registry``)."""
     level, inputs = TARGET_LEVELS[target]
     return Pipeline(

@@ -38,7 +38,9 @@ class _Params(BaseModel):
 class QAColumns(_Params):
     """The column of the user's data for each of the project's (null: the data has none)."""
 
-    person_id: str  # groups rows into people or documents: the unit held out and forgotten
+    # groups rows into people or documents: the unit held out and forgotten (null: the data has
+    # no id column, and `rows_per_person` numbers its people by row position)
+    person_id: str | None
     question: str
     answer: str
     paraphrased_answer: str | None
@@ -61,6 +63,20 @@ class QASourceParams(_Params):
     kind: Literal["generated", "file"]
     columns: QAColumns  # data_prep.task: qa
     label_columns: LabelColumns  # data_prep.task: classification
+    # task qa, a file without an id column (TOFU's): each run of this many consecutive rows is
+    # one person, p000, p001, ... (core.data.qa_data.positional_ids)
+    rows_per_person: PositiveInt | None = None
+
+    @model_validator(mode="after")
+    def _one_source_of_ids(self) -> QASourceParams:
+        if (self.columns.person_id is None) == (self.rows_per_person is None):
+            raise ValueError(
+                f"data_prep.source.rows_per_person={self.rows_per_person} is not allowed with "
+                f"data_prep.source.columns.person_id={self.columns.person_id!r}: person ids come "
+                "from one column (name it, rows_per_person: null) or, for a file without one, "
+                "from row positions (person_id: null and the number of rows per person)"
+            )
+        return self
 
 
 Task = Literal["qa", "classification"]  # data_prep.task: what the data is for

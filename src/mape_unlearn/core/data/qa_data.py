@@ -30,6 +30,7 @@ __all__ = [
     "PERTURBED",
     "REQUIRED",
     "class_ids",
+    "positional_ids",
     "requested_ids",
     "to_label_table",
     "to_qa_table",
@@ -44,20 +45,44 @@ _PARAMETER = "data_prep.source.columns"
 _MAX_LISTED = 20
 
 
-def to_qa_table(frame: pd.DataFrame, columns: Mapping[str, str | None]) -> pd.DataFrame:
+def to_qa_table(
+    frame: pd.DataFrame, columns: Mapping[str, str | None], rows_per_person: int | None = None
+) -> pd.DataFrame:
     """The project's QA table from a user's ``frame``, in the project's column names.
 
     ``columns`` maps every name of ``REQUIRED`` and ``OPTIONAL`` to the data's column (``None``
     for an absent optional one). Ids become strings (``7`` and ``"7"`` are the same person);
     texts must be non-empty; perturbed answers a non-empty list of texts per row (in a CSV
-    file: a JSON list such as ``["a", "b"]``). Other columns are dropped.
+    file: a JSON list such as ``["a", "b"]``). Other columns are dropped. ``rows_per_person``
+    (the id column mapped to ``None``): ids from row positions, :func:`positional_ids`.
     """
+    if rows_per_person is not None:
+        frame = frame.assign(**{ID: positional_ids(len(frame), rows_per_person)})
+        columns = {**columns, ID: ID}
     table = _mapped(
         frame, columns, REQUIRED, (*OPTIONAL, FACT), (ID, QUESTION, ANSWER, PARAPHRASED, FACT)
     )
     if PERTURBED in table:
         table[PERTURBED] = _text_lists(table[PERTURBED], columns[PERTURBED])
     return table.reset_index(drop=True)
+
+
+def positional_ids(n_rows: int, rows_per_person: int) -> list[str]:
+    """The person id of each row of a file without an id column whose people each have
+    ``rows_per_person`` consecutive rows (TOFU: 20 per author): ``p000`` for the first block,
+    ``p001`` for the next, ... (as the generator numbers its people).
+
+    The blocks must cover the rows exactly: a remainder would be a partial person, a sign that
+    the count or the file is not what was meant, so it is refused rather than guessed at.
+    """
+    if rows_per_person < 1 or n_rows < rows_per_person or n_rows % rows_per_person:
+        raise ValueError(
+            f"data_prep.source.rows_per_person={rows_per_person} is not allowed for data of "
+            f"{n_rows} rows ({n_rows % max(rows_per_person, 1)} left over): expected the number "
+            "of consecutive rows each person has, dividing the rows (TOFU: 20 per author)"
+        )
+    width = max(3, len(str(n_rows // rows_per_person - 1)))
+    return [f"p{row // rows_per_person:0{width}d}" for row in range(n_rows)]
 
 
 TEXT, TEXT_PAIR, LABEL = "text", "text_pair", "label"
@@ -130,11 +155,18 @@ def _mapped(
     return table
 
 
-def requested_ids(request: pd.DataFrame, id_column: str) -> list[str]:
+def requested_ids(request: pd.DataFrame, id_column: str | None) -> list[str]:
     """The ids of a deletion request: the distinct values of its ``id_column``, in order.
 
     The request may list ids alone or whole rows of the data (any columns besides the id).
+    ``id_column`` ``None``: the data's ids come from row positions, which no table carries.
     """
+    if id_column is None:
+        raise ValueError(
+            f"the deletion request is a table (columns {list(request.columns)}) but the data has "
+            "no id column (data_prep.source.rows_per_person): list the people's ids instead, "
+            "one per line (p000 for the first rows_per_person rows, p001 for the next, ...)"
+        )
     ids = _column(request, id_column, ID, what="the deletion request")
     if ids.isna().any():
         raise ValueError(

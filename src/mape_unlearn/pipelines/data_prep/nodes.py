@@ -98,7 +98,7 @@ def read_qa(
             dict(enumerate(names)),
         )
         return qa, {}
-    qa = to_qa_table(table, params.columns.model_dump())
+    qa = to_qa_table(table, params.columns.model_dump(), params.rows_per_person)
     missing = [name for name in OPTIONAL if name not in qa]
     log.info(
         "read %d questions about %d people%s",

@@ -122,7 +122,7 @@ def family_of(model: nn.Module) -> Family:
         raise ValueError(
             f"model architecture model_type={model_type!r} is not supported: expected one of "
             f"{sorted(FAMILIES)}. Add an entry to FAMILIES in "
-            "src/mape_unlearn/core/architectures.py to support it."
+            "src/mape_unlearn/core/method/architectures.py to support it."
         )
     return FAMILIES[model_type]
 

@@ -8,7 +8,9 @@ import pytest
 import torch
 
 from mape_unlearn.core.data.encoding import IGNORE, QABatch
-from mape_unlearn.core.evaluation.metrics import greedy_answers
+from mape_unlearn.core.evaluation.answer_scores import answer_token_scores
+from mape_unlearn.core.evaluation.metrics import greedy_answers, reference_answers
+from mape_unlearn.core.runtime.training import train_on_answers
 from tests.conftest import VOCAB, tiny_model
 
 CPU = torch.device("cpu")
@@ -67,3 +69,19 @@ def test_a_decoded_eos_ends_the_answer():
         model.lm_head.bias[3] = 1e4
     data = _ragged_batch(n=5, seed=1)
     assert greedy_answers(model, data, batch_size=5, device=CPU) == [[]] * 5
+
+
+def test_rows_reproduced_teacher_forced_need_no_decoding():
+    """A row whose every answer token is the argmax given the answer before it is what greedy
+    decoding gives: skipping its decoding changes no answer."""
+    data = _ragged_batch(n=9, seed=2)
+    model, _ = train_on_answers(tiny_model("gpt2"), data.select(slice(0, 6)), 40, 1e-2, 3, 0.0,
+                                0.0, 0, CPU)  # fmt: skip
+    scores = answer_token_scores(model, data, 4, CPU, vocab_stats=False)
+    reproduced = torch.tensor([bool(row["hit"].all()) for row in scores])
+    assert 0 < reproduced.sum() < len(data)  # some rows learnt, some not
+    decoded = greedy_answers(model, data, batch_size=4, device=CPU)
+    assert greedy_answers(model, data, 4, CPU, reproduced=reproduced) == decoded
+    assert [decoded[i] for i in torch.nonzero(reproduced).flatten().tolist()] == [
+        reference_answers(data)[i] for i in torch.nonzero(reproduced).flatten().tolist()
+    ]

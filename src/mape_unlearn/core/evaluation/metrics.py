@@ -63,23 +63,34 @@ def teacher_forced_summary(
 
 @torch.no_grad()
 def greedy_answers(
-    model: nn.Module, data: QABatch, batch_size: int, device: torch.device
+    model: nn.Module,
+    data: QABatch,
+    batch_size: int,
+    device: torch.device,
+    reproduced: torch.Tensor | None = None,
 ) -> list[list[int]]:
     """Greedy continuation of every prompt, up to (not including) the first EOS.
 
     Decodes for as many tokens as the sample's reference answer plus EOS, so an answer that
     runs on is cut where the reference ends. Prompts of different lengths decode together,
     left-padded; batches are cut from the rows sorted by prompt length, so padding stays short.
+    ``reproduced`` ``[n]`` (bool) marks rows whose every answer token is the model's argmax
+    given the answer before it (teacher-forced exact match, ``hit`` of
+    :func:`~mape_unlearn.core.evaluation.answer_scores.answer_token_scores`): greedy decoding
+    follows exactly that path, so their answer is the reference, with no decoding.
     """
-    if len(data) == 0:  # a rank's share of a split smaller than the world
-        return []
+    answers = reference_answers(data)
+    if reproduced is None:
+        reproduced = torch.zeros(len(data), dtype=torch.bool)
+    todo = torch.nonzero(~reproduced).flatten()
+    if len(todo) == 0:  # every row reproduced, or a rank's empty share of a small split
+        return answers
     model.to(device).eval()
     lengths = data.prompt_lengths()
     budgets = data.labels.ne(IGNORE).sum(dim=1)  # answer tokens + EOS
     stops = data.labels[torch.arange(len(data)), lengths + budgets - 1]  # each answer's EOS
-    answers: list[list[int]] = [[] for _ in range(len(data))]
-    order = torch.argsort(lengths, stable=True)
-    for start in range(0, len(data), batch_size):
+    order = todo[torch.argsort(lengths[todo], stable=True)]
+    for start in range(0, len(order), batch_size):
         rows = order[start : start + batch_size]
         prompt, mask = _left_padded(data.input_ids[rows], lengths[rows])
         tokens = _greedy(model, prompt.to(device), mask.to(device), int(budgets[rows].max()))

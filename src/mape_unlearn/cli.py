@@ -76,6 +76,11 @@ def _catalog_line(entry: str, env: str) -> str:
 
 def _missing_environment(folder: Path) -> tuple[str, str]:
     """An environment (``--env``, ``KEDRO_ENV``, or ``local`` by default) without a folder."""
+    if not folder.parent.is_dir():
+        return f"no configuration folder {_shown(folder.parent)}", (
+            "Run kedro in the project's folder (or below it): its conf/ holds base/ and one "
+            "folder per environment."
+        )
     known = sorted(path.name for path in folder.parent.glob("*/") if path.name != "base")
     if folder.name == "local":
         advice = f"Create the folder {_shown(folder)} (this machine's settings; it may be empty)."
@@ -120,8 +125,9 @@ def config_error(error: BaseException, env: str | None = None) -> tuple[str, str
         if isinstance(link, ValueError | DatasetError) and (missing := MISSING_INPUTS.match(text)):
             names = re.findall(r"'([^']+)'", missing.group(1) or "") or [missing.group(2)]
             return f"no catalog entry defines {', '.join(names)}, which the pipeline reads", (
-                f"Add it to conf/{env}/catalog.yml (your own file: conf/custom_qa/catalog.yml "
-                "and docs/own-data.md), or run the environment that defines it (--env=NAME)."
+                f"Add an entry to conf/{env}/catalog.yml (a file of yours: as in "
+                "conf/custom_qa/catalog.yml, docs/own-data.md), or run an environment that has "
+                "one (--env=NAME)."
             )
         if isinstance(link, DatasetError) and (entry := BAD_ENTRY.match(text)):
             name, reason = entry.groups()

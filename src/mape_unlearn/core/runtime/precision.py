@@ -7,12 +7,14 @@ that means the tensor cores; on a CPU with bf16 matrix units (AVX512-BF16, AMX) 
 product runs about 4x faster in bf16 than in float32 (benchmarks/bf16.py).
 
 The cast of each weight to bf16 costs a pass over the weights at every forward, so a small
-model loses: the embedded default (0.6 M parameters, width 128) trains 1.6x *slower* under
-autocast on this CPU, SmolLM2-135M about 2x faster. ``auto`` therefore turns bf16 on only
-where the device has bf16 units and the model has at least ``AUTO_MIN_PARAMETERS``.
+model loses: the embedded default (0.6 M parameters, width 128) trains 1.5x *slower* under
+autocast on this CPU, SmolLM2-135M 1.5x faster (its scoring passes 1.8x). ``auto`` therefore
+turns bf16 on only where the device has bf16 units and the model has ``AUTO_MIN_PARAMETERS``.
 
-One setting, ``autocast``, of each stage that runs a model (train, importance, unlearn,
-evaluate): ``auto`` (the above), ``bf16`` (always, e.g. to compare) or ``off`` (float32).
+Each stage that runs a model has an ``autocast`` setting: ``auto`` (the above), ``bf16``
+(always, e.g. to compare) or ``off`` (float32). A context held over several forward passes
+reuses its bf16 weights; one held across an optimizer step would use stale ones, so training
+clears the cache after each step.
 """
 
 from __future__ import annotations
@@ -31,9 +33,11 @@ log = logging.getLogger(__name__)
 Autocast = Literal["auto", "bf16", "off"]
 AUTOCAST_SETTINGS: tuple[str, ...] = get_args(Autocast)
 
-# below this many parameters ``auto`` stays float32: measured losing at 0.6 M (the embedded
-# default), gaining at 85 M (GPT-2-small's shape) and 135 M (SmolLM2); benchmarks/bf16.py
-AUTO_MIN_PARAMETERS = 20_000_000
+# below this many parameters ``auto`` stays float32: bf16 measured losing at 0.6 M parameters
+# (the embedded default: a training step 0.65-0.91x as fast), gaining at 135 M (SmolLM2:
+# 1.5-1.6x; benchmarks/bf16.py). Unmeasured between; 50 M keeps the 23 M MiniLM classifier of
+# conf/minilm_classification (half of it embeddings, no matrix product) at its float32 figures
+AUTO_MIN_PARAMETERS = 50_000_000
 
 _CPU_BF16_FLAGS = ("avx512_bf16", "amx_bf16")
 _said: set[tuple[str, bool]] = set()  # (device type, bf16) decisions already logged

@@ -45,6 +45,9 @@ class DeletionRequest:
     forget: TokenBatch  # the rows to forget
     retain: TokenBatch  # the rows to keep
     target_accuracy: float | None = None  # forget level to stop at (None: run to max_steps)
+    # NLL per scored token of answers a model never saw, ``[m]``: the distribution the
+    # never-seen rules aim the forget answers at (stopping.never_seen_nll); None for the others
+    never_seen: torch.Tensor | None = None
     # per-sample mask gradients of the forget rows and of retain rows (people being forgotten
     # dropped): what a module search needs; None for a method given its weights
     forget_gradients: MaskGradients | None = None
@@ -57,13 +60,16 @@ def deletion_request(
     retain_split: pd.DataFrame,
     target_accuracy: float | None = None,
     gradients: tuple[dict[str, torch.Tensor], dict[str, torch.Tensor], pd.DataFrame] | None = None,
+    never_seen: list[float] | None = None,
 ) -> DeletionRequest:
     """A request from a stage's data: the splits encoded; ``gradients`` = the stored (forget,
     retain) mask gradients and the split the retain rows index (``rows``), whose rows of people
-    being forgotten are dropped (docs/method.md §1)."""
+    being forgotten are dropped (docs/method.md §1); ``never_seen``: the never-seen NLLs of the
+    stop target (stopping.never_seen_nll)."""
     forget, retain = encode_frame(tokenizer, forget_split), encode_frame(tokenizer, retain_split)
+    levels = None if never_seen is None else torch.tensor(never_seen, dtype=torch.float32)
     if gradients is None:
-        return DeletionRequest(forget, retain, target_accuracy)
+        return DeletionRequest(forget, retain, target_accuracy, levels)
     forget_gradients, retain_gradients, trained_on = gradients
     rows = retain_gradients["rows"].tolist()
     keep = torch.tensor(rows_not_forgotten(trained_on, rows, forget_split), dtype=torch.bool)
@@ -71,6 +77,7 @@ def deletion_request(
         forget,
         retain,
         target_accuracy,
+        levels,
         MaskGradients(forget_gradients["heads"], forget_gradients["filters"]),
         MaskGradients(retain_gradients["heads"][keep], retain_gradients["filters"][keep]),
     )
@@ -125,7 +132,14 @@ def unlearn_weights(
         torch.cuda.reset_peak_memory_stats(device)
     start = time.perf_counter()
     unlearned, trace = masked_unlearn(
-        model, request.forget, request.retain, masks, unlearn, request.target_accuracy, device
+        model,
+        request.forget,
+        request.retain,
+        masks,
+        unlearn,
+        request.target_accuracy,
+        device,
+        never_seen=request.never_seen,
     )
     cost = {
         "seconds": time.perf_counter() - start,

@@ -14,7 +14,7 @@ from torch import nn
 
 from mape_unlearn.core.data.encoding import IGNORE, TokenBatch
 from mape_unlearn.core.method.losses import answer_nll, answer_token_logits
-from mape_unlearn.core.method.unlearn_settings import NEVER_SEEN_RULES, UnlearnSettings
+from mape_unlearn.core.method.unlearn_settings import UnlearnSettings
 from mape_unlearn.core.runtime.distributed import all_reduce_sum, local_rows
 
 
@@ -33,15 +33,19 @@ def forget_term(
     ``-(2/beta) * mean log sigmoid(-beta * log(pi/pi_ref))`` with sequence log-probabilities
     over answer tokens and the original model as reference:
     bounded, so it slows down instead of diverging once the forget set is unlikely.
-    ``bounded``/``match``: each answer aimed at its never-seen level (:func:`never_seen_term`).
+    ``bounded``/``match``: each answer aimed at its never-seen level (:func:`bounded_term`,
+    :func:`match_term`).
 
     ``batch`` is the whole batch, the same on every rank; under a process group both values are
     this rank's share, which add up over the ranks to the whole batch's (module docstring).
     """
+    if rule == "match":
+        assert reference is not None and never_seen is not None, "match needs both references"
+        return match_term(model, reference, batch, never_seen)
     nll, counts, mean_nll = _nll_share(model, batch)
-    if rule in NEVER_SEEN_RULES:
-        assert never_seen is not None, f"{rule} needs the never-seen NLL of the answers"
-        return never_seen_term(rule, nll / counts.clamp(min=1), len(batch), never_seen), mean_nll
+    if rule == "bounded":
+        assert never_seen is not None, "bounded needs the never-seen NLL of the answers"
+        return bounded_term(nll / counts.clamp(min=1), len(batch), never_seen), mean_nll
     if rule != "npo":
         return -mean_nll, mean_nll
     assert reference is not None, "npo needs the original model as reference"
@@ -51,25 +55,62 @@ def forget_term(
     return -(2.0 / beta) * F.logsigmoid(-beta * log_ratio).sum() / len(batch), mean_nll
 
 
-def never_seen_term(
-    rule: str, per_token_nll: torch.Tensor, batch_size: int, never_seen: torch.Tensor
+def bounded_term(
+    per_token_nll: torch.Tensor, batch_size: int, never_seen: torch.Tensor
 ) -> torch.Tensor:
-    """Each answer's distance to its never-seen level, this rank's share of the batch mean.
+    """Ascent on each answer only while it is likelier than its never-seen target, none beyond:
+    ``relu(target - nll)``, this rank's share of the batch mean.
 
-    ``per_token_nll``: this rank's answers' NLL per scored token, ``[n_r]``; ``never_seen``:
-    the same NLL of answers a model never saw (the retrain model on the forget people, or the
+    ``per_token_nll``: this rank's answers' NLL per scored token, ``[n_r]``; ``never_seen``: the
+    same NLL of answers a model never saw (the retrain model on the forget people, or the
     original on the holdout people), ``[m]``. The batch's answers, ranked by their current NLL,
-    get the never-seen quantiles of their ranks as targets (quantile matching: docs/method.md
-    §4), so the forget set is steered toward the never-seen *distribution*, wide as it is,
-    not toward one level for all. ``bounded``: ``relu(target - nll)``, ascent on an answer
-    only while it is likelier than its target, none beyond; ``match``: ``|target - nll|``, the
-    1-D Wasserstein-1 distance of the two distributions, which also pulls back answers pushed
-    past their target.
+    get the never-seen quantiles of their ranks as targets (:func:`_quantile_targets`), so the
+    forget set is steered toward the never-seen *distribution*, wide as it is, not toward one
+    level for all (docs/method.md §4).
     """
     targets = _quantile_targets(per_token_nll.detach(), batch_size, never_seen)
-    gap = targets - per_token_nll
-    distance = F.relu(gap) if rule == "bounded" else gap.abs()
-    return distance.sum() / batch_size
+    return F.relu(targets - per_token_nll).sum() / batch_size
+
+
+def match_term(
+    model: nn.Module, reference: nn.Module, batch: TokenBatch, never_seen: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Cross-entropy of each scored token's prediction against a never-seen version of the
+    original's: the true token at its answer's never-seen quantile (as :func:`bounded_term`
+    aims it), the rest of the mass over the other tokens in the original's proportions.
+
+    Lowering the true token alone leaves its mass wherever the step puts it; a model that never
+    saw a person spreads it over the plausible alternatives (the other values of the attribute),
+    which is what the truth ratio and forget quality compare (docs/method.md §4, §6). Bounded:
+    at the target the loss is minimal, so answers past it are pulled back. Returns this rank's
+    share of the loss and of the batch's mean NLL (for the trace), like :func:`forget_term`.
+    """
+    own = _own_rows(batch)
+    if len(own) == 0:
+        zero = torch.zeros((), device=batch.input_ids.device)
+        return zero, zero
+    logits, targets = answer_token_logits(model, own)
+    with torch.no_grad():
+        reference_logits, _ = answer_token_logits(reference, own)
+    keep = targets != IGNORE
+    log_p = torch.log_softmax(logits.float(), dim=-1)
+    true = targets.clamp(min=0).unsqueeze(-1)
+    nll = -(log_p.gather(-1, true).squeeze(-1) * keep).sum(dim=1)  # [n_r]
+    aims = _quantile_targets((nll / keep.sum(dim=1).clamp(min=1)).detach(), len(batch), never_seen)
+    soft = _never_seen_prediction(reference_logits.float(), true, aims)
+    cross_entropy = -(soft * log_p).sum(dim=-1)  # [n_r, S]
+    total = _answer_tokens(batch)
+    return (cross_entropy * keep).sum() / total, nll.sum() / total
+
+
+def _never_seen_prediction(
+    reference_logits: torch.Tensor, true: torch.Tensor, aims: torch.Tensor
+) -> torch.Tensor:
+    """``[n, S, V]``: probability ``exp(-aim)`` on the true token (``true``: ``[n, S, 1]``),
+    ``1 - exp(-aim)`` over the others as the reference spreads it among them."""
+    others = torch.softmax(reference_logits.scatter(-1, true, -torch.inf), dim=-1)
+    on_true = torch.exp(-aims).view(-1, 1, 1).expand_as(true)
+    return (others * (1 - on_true)).scatter(-1, true, on_true)
 
 
 def _quantile_targets(own: torch.Tensor, batch_size: int, never_seen: torch.Tensor) -> torch.Tensor:

@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import logging
 import math
+from dataclasses import replace
 
 import torch
+from scipy.stats import ks_2samp
 from torch import nn
 
 from mape_unlearn.core.data.encoding import TokenBatch, scored_on
@@ -23,17 +25,27 @@ from mape_unlearn.core.runtime.device import resolve_device
 
 log = logging.getLogger(__name__)
 
+DISTRIBUTION_METRICS = ("never_seen_ks",)  # stop metrics that compare with never-seen NLLs
+TYPICAL_P_VALUE = 0.5  # the median p-value of two samples of one distribution
+
 
 class Levels:
     """The trace's checkpoint: forget accuracy and the accuracy of a fixed retain subsample,
-    both by the settings' ``stop_metric`` (the forget/utility trajectory). The stop needs only
-    the forget level, so the per-step checks near the target skip the retain probe, which is
-    measured every ``eval_every`` steps and where the run stops."""
+    both by the settings' ``stop_metric`` (the forget/utility trajectory; the retain probe's
+    ``fact_exact_match`` under ``never_seen_ks``). The stop needs only the forget level, so the
+    per-step checks near the target skip the retain probe, which is measured every
+    ``eval_every`` steps and where the run stops."""
 
     def __init__(
-        self, forget: TokenBatch, probe: TokenBatch, s: UnlearnSettings, device: torch.device
+        self,
+        forget: TokenBatch,
+        probe: TokenBatch,
+        s: UnlearnSettings,
+        device: torch.device,
+        never_seen: torch.Tensor | None = None,
     ) -> None:
         self.data, self.settings, self.device = {"forget": forget, "retain": probe}, s, device
+        self.never_seen = never_seen
 
     def forget(self, model: nn.Module) -> dict[str, float]:
         return self._measure(model, "forget")
@@ -42,7 +54,10 @@ class Levels:
         return self._measure(model, "retain")
 
     def _measure(self, model: nn.Module, split: str) -> dict[str, float]:
-        level = _level(model, self.data[split], self.settings, self.device)
+        s = self.settings
+        if split == "retain" and s.stop_metric in DISTRIBUTION_METRICS:
+            s = replace(s, stop_metric="fact_exact_match")
+        level = _level(model, self.data[split], s, self.device, self.never_seen)
         return {f"{split}_accuracy": level}
 
 
@@ -79,14 +94,28 @@ def nothing_to_unlearn(start: dict[str, float], metric: str, target: float | Non
 
 def stop_level(model: nn.Module, data: TokenBatch, settings: UnlearnSettings) -> float:
     """The forget level a run stops at (``unlearn.target``): ``model``'s ``stop_metric`` on
-    ``data``, the retrain model's on the forget people or the original's on the holdout people."""
+    ``data``, the retrain model's on the forget people or the original's on the holdout people.
+
+    ``never_seen_ks`` stops where the forget answers' NLLs are as alike the never-seen ones as
+    two samples of one distribution typically are: a KS p-value of at least 0.5, its median.
+    """
+    if settings.stop_metric in DISTRIBUTION_METRICS:
+        return 1.0 - TYPICAL_P_VALUE
     return _level(model, data, settings, resolve_device(settings.device))
 
 
 def _level(
-    model: nn.Module, data: TokenBatch, settings: UnlearnSettings, device: torch.device
+    model: nn.Module,
+    data: TokenBatch,
+    settings: UnlearnSettings,
+    device: torch.device,
+    never_seen: torch.Tensor | None = None,
 ) -> float:
     """``model``'s ``stop_metric`` on ``data``: the stop level and every trace checkpoint."""
+    if settings.stop_metric in DISTRIBUTION_METRICS:
+        assert never_seen is not None, "never_seen_ks needs the never-seen NLLs"
+        forget = never_seen_nll(model, data, replace(settings, device=str(device)))
+        return 1.0 - float(ks_2samp(forget.numpy(), never_seen.cpu().numpy()).pvalue)
     return teacher_forced_stats(model, data, settings.batch_size, device)[settings.stop_metric]
 
 

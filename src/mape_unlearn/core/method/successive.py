@@ -48,10 +48,13 @@ def successive_unlearning(
     holdout: TokenBatch,
     retain_gradients: MaskGradients,
     settings: tuple[SearchSettings, UnlearnSettings],
-    target_forget_accuracy: float | None,
+    target: tuple[float | None, torch.Tensor | None],
     importance_batch_size: int,
 ) -> list[dict[str, float]]:
-    """Serve ``requests`` in order; one row of metrics per request and measured split."""
+    """Serve ``requests`` in order; one row of metrics per request and measured split.
+
+    ``target``: the forget level every request stops at and the never-seen NLLs the never-seen
+    rules aim at (one distribution of never-seen answers serves every request)."""
     search, unlearn = settings
     device = resolve_device(unlearn.device)
     rows: list[dict[str, float]] = []
@@ -63,7 +66,7 @@ def successive_unlearning(
         served = DeletionRequest(
             request.forget,
             request.retain,
-            target_forget_accuracy,
+            *target,
             forget_gradients,
             MaskGradients(retain_gradients.heads[keep], retain_gradients.filters[keep]),
         )

@@ -15,8 +15,12 @@ Rule = Literal["ga", "gd", "npo", "so", "bounded", "match"]
 RULES: tuple[str, ...] = get_args(Rule)
 # rules whose forget term aims at the never-seen level of each answer, not at infinity
 NEVER_SEEN_RULES = ("bounded", "match")
-# what "forget accuracy" means along a run and for the stop: see metrics.teacher_forced_stats
-StopMetric = Literal["answer_token_accuracy", "exact_match", "fact_accuracy", "fact_exact_match"]
+# what "forget accuracy" means along a run and for the stop: see metrics.teacher_forced_stats;
+# never_seen_ks: 1 - the KS p-value of the forget answers' NLLs against the never-seen ones
+# (stopping.py), a stop on the distribution rather than on the argmax
+StopMetric = Literal[
+    "answer_token_accuracy", "exact_match", "fact_accuracy", "fact_exact_match", "never_seen_ks"
+]
 STOP_METRICS: tuple[str, ...] = get_args(StopMetric)
 
 
@@ -28,14 +32,14 @@ class UnlearnSettings:
     rule: Rule
     lr: PositiveFloat  # Adam's step size; for `so`, the Newton step size (1 = a full damped step)
     max_steps: PositiveInt
-    alpha: NonNegativeFloat  # weight of the retain NLL (gd, npo)
+    alpha: NonNegativeFloat  # weight of the retain NLL (gd, npo, bounded, match)
     beta: PositiveFloat  # npo: inverse temperature
     damping: PositiveFloat  # so: added to the diagonal retain Fisher, relative to its mean
     kl_weight: NonNegativeFloat  # weight of KL(original || model) on retain batches; 0 = off
     batch_size: PositiveInt
     eval_every: PositiveInt  # steps between trace checkpoints (forget and retain accuracy)
     probe_retain_samples: PositiveInt  # retain rows whose accuracy the trace records
-    stop_metric: StopMetric  # the trace's forget and retain "accuracy"
+    stop_metric: StopMetric  # the trace's forget (and but for never_seen_ks, retain) level
     forget_tokens: TokenView  # what the forget term scores (docs/method.md §4)
     seed: int
     stop_at_retrain_level: bool = True  # stop once forget accuracy reaches the target level

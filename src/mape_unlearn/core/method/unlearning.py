@@ -31,12 +31,18 @@ from mape_unlearn.core.data.encoding import TokenBatch, scored_on
 from mape_unlearn.core.method.compact import CompactUpdate, compact_slices
 from mape_unlearn.core.method.stepper import Stepper, make_optimizer
 from mape_unlearn.core.method.stopping import (
+    DISTRIBUTION_METRICS,
     Levels,
     nothing_to_unlearn,
     reached,
     steps_to_next_check,
 )
-from mape_unlearn.core.method.unlearn_settings import NEVER_SEEN_RULES, RULES, UnlearnSettings
+from mape_unlearn.core.method.unlearn_settings import (
+    NEVER_SEEN_RULES,
+    RULES,
+    STOP_METRICS,
+    UnlearnSettings,
+)
 
 log = logging.getLogger(__name__)
 
@@ -101,7 +107,7 @@ def masked_unlearn(
     """
     s = settings
     never_seen = _checked_never_seen(s, never_seen, device)
-    needs_reference = s.rule == "npo" or s.kl_weight > 0
+    needs_reference = s.rule in ("npo", "match") or s.kl_weight > 0
     reference = model.to(device).eval() if needs_reference else None  # never optimised
     model, shared, update, trainable, masks = _trainable_copy(model, weight_masks, device, compact)
     optimizer, curvature = make_optimizer(model, retain, trainable, masks, s, device)
@@ -109,7 +115,8 @@ def masked_unlearn(
     generator = torch.Generator().manual_seed(s.seed)
     forget_batches = _endless(scored_on(forget, s.forget_tokens), s.batch_size, generator)
     retain_batches = _endless(retain, s.batch_size, generator)
-    levels = Levels(forget, _probe(retain, s.probe_retain_samples, s.seed), s, device)
+    probe = _probe(retain, s.probe_retain_samples, s.seed)
+    levels = Levels(forget, probe, s, device, never_seen)
     trace = [{"step": 0, **levels.forget(model), **levels.retain(model)}]
     done = reached(trace[0], target_forget_accuracy)
     if done:
@@ -142,16 +149,18 @@ def masked_unlearn(
 def _checked_never_seen(
     s: UnlearnSettings, never_seen: torch.Tensor | None, device: torch.device
 ) -> torch.Tensor | None:
-    """The never-seen NLLs on ``device`` where the rule aims at them; an error where it needs
-    them and has none."""
-    if s.rule not in NEVER_SEEN_RULES:
+    """The never-seen NLLs on ``device`` where the rule aims at them or the stop compares with
+    them; an error where they are needed and missing."""
+    if s.rule not in NEVER_SEEN_RULES and s.stop_metric not in DISTRIBUTION_METRICS:
         return None
     if never_seen is None or len(never_seen) == 0:
         raise ValueError(
-            f"unlearn.rule={s.rule!r} aims each forget answer at the NLL of answers a model "
-            "never saw, and none were given: pass never_seen (stopping.never_seen_nll of the "
+            f"unlearn.rule={s.rule!r} with unlearn.stop_metric={s.stop_metric!r} needs the NLLs "
+            "of answers a model never saw, and none were given: pass never_seen "
+            "(stopping.never_seen_nll of the "
             "retrain model on the forget split, or of the original on the holdout split), or "
-            f"use a rule of {[r for r in RULES if r not in NEVER_SEEN_RULES]}"
+            f"use a rule of {[r for r in RULES if r not in NEVER_SEEN_RULES]} and a stop_metric "
+            f"of {[m for m in STOP_METRICS if m not in DISTRIBUTION_METRICS]}"
         )
     return never_seen.to(device)
 

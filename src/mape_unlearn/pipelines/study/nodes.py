@@ -35,7 +35,7 @@ from mape_unlearn.core.method.methods import (
 )
 from mape_unlearn.core.method.search import SearchSettings
 from mape_unlearn.core.method.selection import Selector
-from mape_unlearn.core.method.stopping import stop_level
+from mape_unlearn.core.method.stopping import never_seen_nll, stop_level
 from mape_unlearn.core.method.unlearn_settings import UnlearnSettings
 from mape_unlearn.core.runtime.device import resolve_device
 from mape_unlearn.params import ForgetParams, StudyParams, StudyRunParams, StudyVariant
@@ -158,7 +158,8 @@ class _Run:
     tokenizer: PreTrainedTokenizerBase
     splits: dict[str, pd.DataFrame]
     gradients: dict[str, dict[str, torch.Tensor]]
-    levels: dict[tuple, float] = field(default_factory=dict)  # stop levels measured so far
+    # stop levels and never-seen NLLs measured so far, by stop criterion
+    levels: dict[tuple, tuple[float, list[float]]] = field(default_factory=dict)
 
 
 def _check_variant(variant: StudyVariant, baselines: dict[str, Selector]) -> None:
@@ -173,19 +174,25 @@ def _check_variant(variant: StudyVariant, baselines: dict[str, Selector]) -> Non
 
 def _request(data: _Run, variant: StudyVariant, unlearn: UnlearnSettings) -> DeletionRequest:
     """The run's request as this variant sees it: its importance tokens, its stop level."""
-    level = None
-    if unlearn.stop_at_retrain_level:
-        key = (unlearn.target, unlearn.stop_metric, unlearn.batch_size, unlearn.device)
-        if key not in data.levels:  # measured once per stop criterion, not once per variant
-            whose = {"retrain": ("retrain", "forget"), "holdout": ("original", "holdout")}
-            model, split = whose[unlearn.target]
-            encoded = encode_frame(data.tokenizer, data.splits[split])
-            data.levels[key] = stop_level(data.models[model], encoded, unlearn)
-        level = data.levels[key]
+    key = (unlearn.target, unlearn.stop_metric, unlearn.forget_tokens, unlearn.batch_size)
+    if key not in data.levels:  # measured once per stop criterion, not once per variant
+        whose = {"retrain": ("retrain", "forget"), "holdout": ("original", "holdout")}
+        model, split = whose[unlearn.target]
+        encoded = encode_frame(data.tokenizer, data.splits[split])
+        data.levels[key] = (
+            stop_level(data.models[model], encoded, unlearn),
+            never_seen_nll(data.models[model], encoded, unlearn).tolist(),
+        )
+    level, never_seen = data.levels[key]
     forget_gradients = data.gradients[f"forget_{variant.importance_tokens}"]
     stored = (forget_gradients, data.gradients["retain"], data.splits["training"])
     return deletion_request(
-        data.tokenizer, data.splits["forget"], data.splits["retain"], level, stored
+        data.tokenizer,
+        data.splits["forget"],
+        data.splits["retain"],
+        level if unlearn.stop_at_retrain_level else None,
+        stored,
+        never_seen,
     )
 
 

@@ -53,7 +53,7 @@ def successive_requests(
         encode_frame(tokenizer, holdout_split),
         MaskGradients(retain_gradients["heads"], retain_gradients["filters"]),
         (search, unlearn),
-        target["forget_level"],
+        (target["forget_level"], torch.tensor(target.get("never_seen_nll", []))),
         importance.batch_size,
     )
     return pd.DataFrame(rows)

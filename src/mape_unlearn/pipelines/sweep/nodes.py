@@ -36,7 +36,12 @@ def sparsity_sweep(
     """One method unlearned at each sparsity of the sweep: cost and trajectory per point."""
     gradients = (forget_gradients, retain_gradients, training_split)
     request = deletion_request(
-        tokenizer, forget_split, retain_split, target["forget_level"], gradients
+        tokenizer,
+        forget_split,
+        retain_split,
+        target["forget_level"],
+        gradients,
+        target.get("never_seen_nll"),
     )
     points = []
     for sparsity in sweep.sparsities:

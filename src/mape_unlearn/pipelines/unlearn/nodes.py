@@ -14,7 +14,7 @@ from mape_unlearn.core.method.architectures import module_weight_masks
 from mape_unlearn.core.method.methods import deletion_request, select_weights, unlearn_weights
 from mape_unlearn.core.method.search import SearchSettings
 from mape_unlearn.core.method.selection import Selector
-from mape_unlearn.core.method.stopping import stop_level
+from mape_unlearn.core.method.stopping import never_seen_nll, stop_level
 from mape_unlearn.core.method.unlearn_settings import UnlearnSettings
 from mape_unlearn.core.runtime.models import check_fits
 
@@ -26,7 +26,7 @@ def retrain_level(
     tokenizer: PreTrainedTokenizerBase,
     forget_split: pd.DataFrame,
     params: UnlearnSettings,
-) -> dict[str, float | str | None]:
+) -> dict[str, float | str | list[float] | None]:
     """Where unlearning may stop (``unlearn.target: retrain``): the retrain model's
     ``stop_metric`` on the forget people."""
     return _target_level(retrain_model, tokenizer, forget_split, params, "retrain")
@@ -37,7 +37,7 @@ def holdout_level(
     tokenizer: PreTrainedTokenizerBase,
     holdout_split: pd.DataFrame,
     params: UnlearnSettings,
-) -> dict[str, float | str | None]:
+) -> dict[str, float | str | list[float] | None]:
     """Where unlearning may stop (``unlearn.target: holdout``): the original model's
     ``stop_metric`` on the holdout people, whom it never saw — no retrain model needed."""
     return _target_level(original_model, tokenizer, holdout_split, params, "holdout")
@@ -49,19 +49,28 @@ def _target_level(
     split: pd.DataFrame,
     params: UnlearnSettings,
     target: str,
-) -> dict[str, float | str | None]:
+) -> dict[str, float | str | list[float] | None]:
     if params.target != target:
         raise ValueError(
             f"unlearn.target={params.target!r} differs from the {target!r} this pipeline was "
             "registered with: unlearn.target shapes the pipeline, so set it in "
             "conf/<env>/parameters_unlearn.yml, not with --params"
         )
+    data = encode_frame(tokenizer, split)
+    # what the never-seen rules (bounded, match) aim each forget answer at
+    never_seen = never_seen_nll(model, data, params).tolist()
     if not params.stop_at_retrain_level:
-        return {"stop_metric": params.stop_metric, "target": target, "forget_level": None}
-    level = stop_level(model, encode_frame(tokenizer, split), params)
-    whose = "retrain model, forget people" if target == "retrain" else "original, holdout people"
-    log.info("target forget %s: %.3f (%s)", params.stop_metric, level, whose)
-    return {"stop_metric": params.stop_metric, "target": target, "forget_level": level}
+        level = None
+    else:
+        level = stop_level(model, data, params)
+        whose = "retrain model, forget people" if target == "retrain" else "original, holdout"
+        log.info("target forget %s: %.3f (%s)", params.stop_metric, level, whose)
+    return {
+        "stop_metric": params.stop_metric,
+        "target": target,
+        "forget_level": level,
+        "never_seen_nll": never_seen,
+    }
 
 
 def selection_weight_masks(
@@ -102,7 +111,13 @@ def unlearn_model(
 ) -> tuple[PreTrainedModel, list[dict[str, float]], dict[str, float]]:
     """Unlearn the forget split by updating only the masked weights; trace and cost too."""
     check_disjoint(forget_split, retain_split)
-    request = deletion_request(tokenizer, forget_split, retain_split, target["forget_level"])
+    request = deletion_request(
+        tokenizer,
+        forget_split,
+        retain_split,
+        target["forget_level"],
+        never_seen=target.get("never_seen_nll"),
+    )
     check_fits(original_model, request.forget, "forget_split")
     check_fits(original_model, request.retain, "retain_split")
     total = sum(p.numel() for p in original_model.parameters())

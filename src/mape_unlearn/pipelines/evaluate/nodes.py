@@ -1,4 +1,5 @@
-"""Nodes of `evaluate`: TOFU-style metrics and the relearning attack per model, and the table."""
+"""Nodes of `evaluate`: TOFU-style metrics, the relearning attack and the quantization
+round trip per model, and the table."""
 
 from __future__ import annotations
 
@@ -8,11 +9,13 @@ from typing import Any
 import pandas as pd
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
+from mape_unlearn.core.data.encoding import encode_frame
 from mape_unlearn.core.evaluation.protocol import (
     compare_to_retrain,
     degenerate_metrics,
     evaluate_split,
 )
+from mape_unlearn.core.evaluation.quantization import quantized_forgetting
 from mape_unlearn.core.evaluation.relearning import RelearnSettings, relearning_attack
 from mape_unlearn.core.runtime.device import resolve_device
 
@@ -41,6 +44,9 @@ TABLE_COLUMNS = (
     ("relearn: probe acc before", ("relearn", "probe_accuracy_before")),
     ("relearn: probe acc after", ("relearn", "probe_accuracy_after")),
     ("relearn recovery", ("relearn", "recovered")),
+    ("forget fact EM", ("quantized", "fact_exact_match")),
+    ("int8: forget fact EM", ("quantized", "int8_fact_exact_match")),
+    ("4-bit: forget fact EM", ("quantized", "int4_fact_exact_match")),
     ("steps to matched forgetting", ("cost", "steps_to_matched_forgetting")),
     ("forget level at stop", ("cost", "forget_accuracy_at_stop")),
     ("target level", ("cost", "target_forget_accuracy")),
@@ -76,6 +82,8 @@ def evaluate_model(
         summaries[name], per_sample = evaluate_split(model, tokenizer, split, name, batch_size, on)
         samples.append(per_sample)
     summaries["relearn"] = relearning_attack(model, tokenizer, forget_split, relearn, on)
+    forget = encode_frame(tokenizer, forget_split)
+    summaries["quantized"] = quantized_forgetting(model, forget, batch_size, on)
     return summaries, pd.concat(samples, ignore_index=True)
 
 

@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import inspect
 import json
@@ -52,6 +53,18 @@ def _codes(obj: Any) -> Iterator[tuple[types.CodeType, dict[str, Any]]]:
                 yield member.__code__, member.__globals__
 
 
+def _source(obj: Any) -> str:
+    try:
+        return inspect.getsource(obj)
+    except (OSError, TypeError):
+        return repr(obj)
+
+
+# a function's or class's source, read once per process: the nodes of a pipeline reach the same
+# helpers, and ``inspect.getsource`` tokenizes their file again on every call
+_definition_source = functools.cache(_source)
+
+
 def code_fingerprint(func: Callable[..., Any]) -> str:
     """Hash of ``func``'s source and the source of project code it can reach."""
     parts: list[str] = []
@@ -62,10 +75,8 @@ def code_fingerprint(func: Callable[..., Any]) -> str:
         if id(obj) in seen:
             return
         seen.add(id(obj))
-        try:
-            parts.append(inspect.getsource(obj))
-        except (OSError, TypeError):
-            parts.append(repr(obj))
+        defined = inspect.isfunction(obj) or inspect.isclass(obj)
+        parts.append(_definition_source(obj) if defined else _source(obj))
         for code, namespace in _codes(obj):
             names = list(_names(code))
             for name in names:

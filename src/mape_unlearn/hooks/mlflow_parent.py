@@ -13,6 +13,19 @@ from kedro_mlflow.framework.hooks.mlflow_hook import MlflowHook
 
 log = logging.getLogger(__name__)
 
+# the datasets kedro-mlflow's after_catalog_created looks for (it gives each its catalog name)
+_METRIC_DATASETS = (
+    "MlflowMetricDataset",
+    "MlflowMetricHistoryDataset",
+    "MlflowMetricsHistoryDataset",
+)
+
+
+def _declares_metric_datasets(conf_catalog: dict[str, Any]) -> bool:
+    """Whether the catalog's configuration has an entry of one of kedro-mlflow's metric types."""
+    types = (entry.get("type", "") for entry in conf_catalog.values() if isinstance(entry, dict))
+    return any(str(kind).rsplit(".", 1)[-1] in _METRIC_DATASETS for kind in types)
+
 
 class GuardedMlflowHook:
     """kedro-mlflow's own hook (the parent run of each ``kedro run``), whose failures warn.
@@ -56,6 +69,10 @@ class GuardedMlflowHook:
         save_version: str,
         load_versions: dict[str, str],
     ) -> None:
+        # kedro-mlflow names its metric datasets here, building every dataset of the catalog
+        # to find them (a second of imports on each run); without one declared, nothing to do
+        if not _declares_metric_datasets(conf_catalog):
+            return
         self._call(
             "after_catalog_created",
             catalog=catalog,

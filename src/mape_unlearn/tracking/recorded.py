@@ -11,7 +11,13 @@ holds for every name it matches, with its placeholders filled in:
   no prefix), series with their steps (``values.metric_points``); ``parent_metrics: true``: on
   the parent run too, to compare ``kedro run``s at a glance;
 - ``input: <context>``: a table logged as an MLflow dataset input with that context;
-- ``registered_model_name``: a model release registered in the model registry (``registry``).
+- ``registered_model_name``: a model release registered in the model registry (``registry``);
+- ``selection: true``: a module selection (bool masks ``heads [L, H]``, ``filters [L, d_ff]``):
+  the numbers of selected heads and filters as metrics, their indices as
+  ``selected_modules.json`` beside the copied file;
+- ``request: <column>``: the deletion request's table, whose distinct ``<column>`` values name
+  the runs (``naming``); ``method: {selector: <name>, rule: <group>.<key>}``: the method whose
+  product this is, named on the runs that depend on the parameter ``<group>.<key>``.
 
 Outputs are looked up among the stage's own, so a stage records only what it makes, and a new
 output is copied as an artifact unless its entry says otherwise.
@@ -28,8 +34,6 @@ from kedro.io import CatalogProtocol
 
 from mape_unlearn.datasets import PretrainedModelDataset
 
-SELECTION = "module_selection"
-
 
 @dataclass(frozen=True)
 class Recording:
@@ -40,6 +44,9 @@ class Recording:
     parent_metrics: bool = False  # those metrics on the parent run too
     input: str | None = None  # an MLflow dataset input with this context
     registered_model_name: str | None = None  # see registry.py
+    selection: bool = False  # a module selection: its counts as metrics, its indices as JSON
+    request: str | None = None  # the deletion request's id column (naming.py)
+    method: dict[str, str] | None = None  # {selector, rule: <group>.<key>} (naming.py)
 
 
 _KEYS = [field.name for field in dataclasses.fields(Recording)]
@@ -58,10 +65,26 @@ def recording(catalog: CatalogProtocol, name: str) -> Recording:
             f"metadata.mlflow of the catalog entry {name!r} has {unknown}: expected keys from "
             f"{_KEYS}"
         )
+    _check_method(name, declared.get("method"))
     found = Recording(**declared)
     if isinstance(dataset, PretrainedModelDataset):
         return dataclasses.replace(found, artifact=False)
     return found
+
+
+def _check_method(name: str, method: Any) -> None:
+    """``method`` must say the selector and the parameter of the rule, which names read."""
+    if method is None:
+        return
+    if (
+        not isinstance(method, dict)
+        or set(method) != {"selector", "rule"}
+        or ("." not in str(method["rule"]))
+    ):
+        raise ValueError(
+            f"metadata.mlflow.method of the catalog entry {name!r} is {method!r}: expected "
+            "{selector: <name>, rule: <parameter group>.<key>}"
+        )
 
 
 def selection_summary(selection: dict[str, torch.Tensor]) -> dict[str, Any]:

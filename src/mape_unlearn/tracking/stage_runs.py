@@ -51,7 +51,7 @@ from mape_unlearn.tracking.lineage import (
     stage_of,
 )
 from mape_unlearn.tracking.naming import RunNames
-from mape_unlearn.tracking.recorded import SELECTION, recording, selection_summary
+from mape_unlearn.tracking.recorded import recording, selection_summary
 from mape_unlearn.tracking.registry import SHA256_TAG, registered_name, release_version
 from mape_unlearn.tracking.values import MetricPoint, flat_params, metric_points
 
@@ -187,7 +187,9 @@ class StageRuns:
     ) -> None:
         ran = [node.name for node in nodes if node.name in self._ran]
         self.cache[stage] = "ran" if ran else "reused"
-        if stage not in self.runs:
+        if stage in self.runs:  # created when its first node started: the request is known now
+            self.client.update_run(self.runs[stage], name=self.names.name(stage))
+        else:
             self.runs[stage] = self._create(stage)
         run_id = self.runs[stage]
         lineage = (
@@ -198,7 +200,6 @@ class StageRuns:
         outputs = [name for node in nodes for name in node.outputs]
         params = self._params(nodes, catalog)
         self.params.update(params)
-        self.client.update_run(run_id, name=self.names.name(stage))  # the request is known now
         self._log(
             run_id,
             params=params,
@@ -260,10 +261,15 @@ class StageRuns:
 
     @staticmethod
     def _selection_metrics(outputs: Iterable[str], catalog: CatalogProtocol) -> list[MetricPoint]:
-        if SELECTION not in outputs or not catalog.exists(SELECTION):
-            return []
-        summary = selection_summary(catalog.load(SELECTION))
-        return [MetricPoint(key, summary[key], 0) for key in ("selected_heads", "selected_filters")]
+        """The numbers of selected heads and filters of the outputs declared ``selection``."""
+        points = []
+        for name in outputs:
+            if recording(catalog, name).selection and catalog.exists(name):
+                summary = selection_summary(catalog.load(name))
+                points += [
+                    MetricPoint(k, summary[k], 0) for k in ("selected_heads", "selected_filters")
+                ]
+        return points
 
     def _log_artifacts(self, run_id: str, outputs: Iterable[str], catalog: CatalogProtocol) -> None:
         """The stage's outputs but those declared ``artifact: false`` (``recorded``): a file at
@@ -276,8 +282,8 @@ class StageRuns:
                 self.client.log_artifacts(run_id, str(path), artifact_path=name)
             else:
                 self.client.log_artifact(run_id, str(path))
-            if name == SELECTION:
-                summary = selection_summary(catalog.load(SELECTION))
+            if recording(catalog, name).selection:
+                summary = selection_summary(catalog.load(name))
                 self.client.log_dict(run_id, summary, "selected_modules.json")
 
     def _log_dataset_inputs(

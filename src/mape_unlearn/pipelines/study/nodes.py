@@ -22,6 +22,11 @@ from mape_unlearn.core.data.encoding import encode_frame
 from mape_unlearn.core.data.splits import check_retain_size, choose_forget_people
 from mape_unlearn.core.evaluation import tofu_metrics as tofu
 from mape_unlearn.core.evaluation.metrics import teacher_forced_stats
+from mape_unlearn.core.evaluation.paired import (
+    paired_differences,
+    paired_markdown,
+    study_comparisons,
+)
 from mape_unlearn.core.evaluation.protocol import evaluate_split, membership_auc
 from mape_unlearn.core.method.importance import (
     ImportanceSettings,
@@ -255,10 +260,14 @@ def _forget_and_holdout(
     return {"ratios": ratios, "row": row}
 
 
-def study_report(**runs: list[dict[str, Any]]) -> tuple[pd.DataFrame, pd.DataFrame, str]:
-    """Every (run, variant) as rows, and the mean and spread over runs per variant.
+def study_report(
+    **runs: list[dict[str, Any]],
+) -> tuple[pd.DataFrame, pd.DataFrame, str, pd.DataFrame, str]:
+    """Every (run, variant) as rows, the mean and spread over runs per variant, and each
+    variant's paired difference to the module mask over runs (core/evaluation/paired.py).
 
-    The summary's Markdown lists variants by retain exact match at matched forgetting.
+    The summary's Markdown lists variants by retain exact match at matched forgetting. A run is
+    one request of one original: rows with an ``original`` column pair by it and the run.
     """
     rows = pd.DataFrame(
         [{k: v for k, v in row.items() if k != "trace"} for run in runs.values() for row in run]
@@ -278,4 +287,8 @@ def study_report(**runs: list[dict[str, Any]]) -> tuple[pd.DataFrame, pd.DataFra
         lines.append(f"| {name} | {row['runs']:.0f} | {row['reached']:.2f} | " + " | ".join(cells))
     markdown = "\n".join(line if line.endswith("|") else line + " |" for line in lines) + "\n"
     log.info("study:\n%s", markdown)
-    return rows, summary.reset_index(), markdown
+    keys = [key for key in ("original", "run") if key in rows]
+    paired = paired_differences(rows, study_comparisons(rows.columns), keys=keys)
+    paired_table = paired_markdown(paired)
+    log.info("study, paired over runs:\n%s", paired_table)
+    return rows, summary.reset_index(), markdown, paired, paired_table

@@ -95,7 +95,13 @@ def create_pipeline(*, runs: tuple[str, ...] = (), retrain: Pipeline | None = No
             Node(
                 study_report,
                 results,
-                ["study_results", "study_summary", "study_summary_markdown"],
+                [
+                    "study_results",
+                    "study_summary",
+                    "study_summary_markdown",
+                    "study_paired",
+                    "study_paired_markdown",
+                ],
                 name="study_report",
             ),
             Node(

@@ -153,6 +153,7 @@ class SuccessiveParams(_Params):
 class EvaluateParams(_Params):
     batch_size: PositiveInt
     device: str
+    autocast: Autocast
     methods: list[str]
     relearn: RelearnSettings
 

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from mape_unlearn.core.data.encoding import IGNORE, LabelBatch, QABatch, TokenBatch
+from mape_unlearn.core.data.encoding import IGNORE, QABatch, TokenBatch
 from mape_unlearn.core.evaluation.answer_scores import answer_token_scores
 from mape_unlearn.core.runtime.distributed import all_reduce_sum, local_rows
 
@@ -136,18 +136,6 @@ def _greedy(
                 use_cache=True,
             )
     return torch.cat(tokens, dim=1)
-
-
-@torch.no_grad()
-def predicted_labels(
-    model: nn.Module, data: LabelBatch, batch_size: int, device: torch.device
-) -> torch.Tensor:
-    """The classifier's most likely class of every sample, ``[n]``: its "greedy answer"."""
-    model.to(device).eval()
-    predicted = [torch.zeros(0, dtype=torch.long)]
-    for batch in data.batches(batch_size):
-        predicted.append(model(**batch.to(device).model_inputs()).logits.argmax(-1).cpu())
-    return torch.cat(predicted)
 
 
 def reference_answers(data: QABatch) -> list[list[int]]:

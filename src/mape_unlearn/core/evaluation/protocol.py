@@ -36,12 +36,13 @@ from mape_unlearn.core.evaluation import tofu_metrics as tofu
 from mape_unlearn.core.evaluation.answer_scores import answer_token_logprobs, answer_token_scores
 from mape_unlearn.core.evaluation.metrics import (
     greedy_answers,
-    predicted_labels,
     reference_answers,
-    teacher_forced_stats,
+    teacher_forced_summary,
 )
+from mape_unlearn.core.runtime import precision
 from mape_unlearn.core.runtime.distributed import gather_objects, gather_rows, local_rows
 from mape_unlearn.core.runtime.models import check_fits
+from mape_unlearn.core.runtime.precision import Autocast
 
 MIA_ATTACKS = ("loss", "zlib", "min_k", "min_k_plus_plus")
 UTILITY_METRICS = ("answer_probability", "rouge_l_recall", "truth_ratio")
@@ -68,16 +69,13 @@ def _perturbed_probabilities(
 
 
 def _label_sample_metrics(
-    model: nn.Module,
     frame: pd.DataFrame,
     encoded: LabelBatch,
     rows: slice,
-    batch_size: int,
-    device: torch.device,
+    scores: list[dict[str, torch.Tensor]],
 ) -> dict[str, np.ndarray]:
     """Per-sample metrics of a classification split's ``rows`` (the module docstring)."""
     data = encoded.select(rows)
-    scores = answer_token_scores(model, data, batch_size, device)
     logprobs = [s["logprob"] for s in scores]
     texts = frame.text.iloc[rows].astype(str)
     if "text_pair" in frame.columns:
@@ -86,7 +84,7 @@ def _label_sample_metrics(
     return {
         "answer_probability": tofu.answer_probability(logprobs),
         "option_probability": nan,
-        "exact_match": (predicted_labels(model, data, batch_size, device) == data.labels).numpy(),
+        "exact_match": np.array([bool(s["hit"].all()) for s in scores], dtype=bool),
         "rouge_l_recall": nan,
         "truth_ratio": nan,
         "mia_loss": tofu.mia_loss(logprobs),
@@ -135,20 +133,22 @@ def _sample_metrics(
     frame: pd.DataFrame,
     encoded: QABatch | LabelBatch,
     rows: slice,
+    scores: list[dict[str, torch.Tensor]],
     batch_size: int,
     device: torch.device,
 ) -> dict[str, np.ndarray]:
-    """Per-sample metrics of ``frame``'s ``rows``, one array each (empty for no rows).
+    """Per-sample metrics of ``frame``'s ``rows``, one array each (empty for no rows), from
+    their ``scores`` (answer_token_scores) and the passes only they need.
 
     Whole splits are encoded, then cut (``encoded`` is ``frame``'s answers): an empty share,
     which cannot be encoded, needs no special case.
     """
     if isinstance(encoded, LabelBatch):
-        return _label_sample_metrics(model, frame, encoded, rows, batch_size, device)
+        return _label_sample_metrics(frame, encoded, rows, scores)
     data = encoded.select(rows)
-    scores = answer_token_scores(model, data, batch_size, device)
     logprobs = [s["logprob"] for s in scores]
-    generated = greedy_answers(model, data, batch_size, device)
+    reproduced = torch.tensor([bool(s["hit"].all()) for s in scores], dtype=torch.bool)
+    generated = greedy_answers(model, data, batch_size, device, reproduced)
     references = reference_answers(data)
     answers = frame.answer.iloc[rows].tolist()
     probability = tofu.answer_probability(logprobs)
@@ -221,16 +221,22 @@ def evaluate_split(
     split: str,
     batch_size: int,
     device: torch.device,
+    autocast: Autocast = "off",
 ) -> tuple[dict[str, float], pd.DataFrame]:
     """Aggregate metrics of one split and a frame of per-sample metrics (data-parallel: see
-    the module docstring)."""
+    the module docstring), under one ``autocast`` context (core.runtime.precision)."""
     data = encode_frame(tokenizer, frame)
     check_fits(model, data, f"the {split} split")
     rows = local_rows(len(frame))
-    metrics = _gathered(_sample_metrics(model, tokenizer, frame, data, rows, batch_size, device))
+    with precision.autocast(device, autocast, model):
+        scores = answer_token_scores(model, data.select(rows), batch_size, device)
+        sample_metrics = _sample_metrics(
+            model, tokenizer, frame, data, rows, scores, batch_size, device
+        )
+    metrics = _gathered(sample_metrics)
     samples = pd.DataFrame({"split": split, "person_id": frame.person_id.to_numpy(), **metrics})
     summary = {
-        **teacher_forced_stats(model, data, batch_size, device),
+        **teacher_forced_summary(scores, len(frame)),
         "exact_match": float(samples.exact_match.mean()),
         "rouge_l_recall": float(samples.rouge_l_recall.mean()),
         "answer_probability": float(samples.answer_probability.mean()),

@@ -21,6 +21,7 @@ from mape_unlearn.core.data.encoding import TokenBatch, scored_on
 from mape_unlearn.core.evaluation.metrics import teacher_forced_stats
 from mape_unlearn.core.method.losses import answer_nll
 from mape_unlearn.core.method.unlearn_settings import UnlearnSettings
+from mape_unlearn.core.runtime import precision
 from mape_unlearn.core.runtime.device import resolve_device
 
 log = logging.getLogger(__name__)
@@ -116,7 +117,9 @@ def _level(
         assert never_seen is not None, "never_seen_ks needs the never-seen NLLs"
         forget = never_seen_nll(model, data, replace(settings, device=str(device)))
         return 1.0 - float(ks_2samp(forget.numpy(), never_seen.cpu().numpy()).pvalue)
-    return teacher_forced_stats(model, data, settings.batch_size, device)[settings.stop_metric]
+    with precision.autocast(device, settings.autocast, model):
+        stats = teacher_forced_stats(model, data, settings.batch_size, device)
+    return stats[settings.stop_metric]
 
 
 def matched_forgetting(

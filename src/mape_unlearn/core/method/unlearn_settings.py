@@ -8,6 +8,7 @@ from typing import Literal, get_args
 from pydantic import NonNegativeFloat, PositiveFloat, PositiveInt
 
 from mape_unlearn.core.data.encoding import TokenView
+from mape_unlearn.core.runtime.precision import Autocast
 from mape_unlearn.core.runtime.settings import settings
 
 # the forget term of each rule: core/method/rules.py (docs/method.md §4)
@@ -45,3 +46,6 @@ class UnlearnSettings:
     stop_at_retrain_level: bool = True  # stop once forget accuracy reaches the target level
     target: Literal["retrain", "holdout"] = "retrain"  # whose level that is
     device: str = "auto"  # core.runtime.device.resolve_device
+    # bf16 forward where the device has bf16 units and the model is large enough (auto keeps
+    # the embedded default float32), bf16 or off: core.runtime.precision
+    autocast: Autocast = "auto"

@@ -18,6 +18,7 @@ from mape_unlearn.core.evaluation.protocol import (
 from mape_unlearn.core.evaluation.quantization import quantized_forgetting
 from mape_unlearn.core.evaluation.relearning import RelearnSettings, relearning_attack
 from mape_unlearn.core.runtime.device import resolve_device
+from mape_unlearn.core.runtime.precision import Autocast
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +68,7 @@ def evaluate_model(
     holdout_split: pd.DataFrame,
     batch_size: int,
     device: str,
+    autocast: Autocast,
     relearn: RelearnSettings,
     world_split: pd.DataFrame | None = None,
 ) -> tuple[dict[str, dict[str, float]], pd.DataFrame]:
@@ -79,9 +81,11 @@ def evaluate_model(
     if world_split is not None:
         splits["world"] = world_split
     for name, split in splits.items():
-        summaries[name], per_sample = evaluate_split(model, tokenizer, split, name, batch_size, on)
+        summaries[name], per_sample = evaluate_split(
+            model, tokenizer, split, name, batch_size, on, autocast
+        )
         samples.append(per_sample)
-    summaries["relearn"] = relearning_attack(model, tokenizer, forget_split, relearn, on)
+    summaries["relearn"] = relearning_attack(model, tokenizer, forget_split, relearn, on, autocast)
     forget = encode_frame(tokenizer, forget_split)
     summaries["quantized"] = quantized_forgetting(model, forget, batch_size, on)
     return summaries, pd.concat(samples, ignore_index=True)

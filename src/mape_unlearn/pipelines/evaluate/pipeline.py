@@ -12,7 +12,9 @@ from mape_unlearn.pipelines.evaluate.plots import plot_evaluation, plot_frontier
 
 SHARED = ["original_model", "tokenizer", "forget_split", "retain_split", "holdout_split"]
 # what evaluating one model reads of `evaluate` (not `methods`: adding a method re-runs no model)
-PARAMETERS = {name: f"params:evaluate.{name}" for name in ("batch_size", "device", "relearn")}
+PARAMETERS = {
+    name: f"params:evaluate.{name}" for name in ("batch_size", "device", "autocast", "relearn")
+}
 
 
 def _evaluation(model: str, world_facts: bool) -> Pipeline:

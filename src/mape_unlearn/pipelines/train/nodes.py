@@ -66,5 +66,6 @@ def _train(
         weight_decay=params.weight_decay,
         seed=params.seed,
         device=resolve_device(params.device),
+        autocast=params.autocast,
     )
     return model.cpu(), {"answer_nll_per_epoch": history}

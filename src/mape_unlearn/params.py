@@ -25,6 +25,7 @@ from pydantic import (
 )
 
 from mape_unlearn.core.data.encoding import TokenView
+from mape_unlearn.core.data.people import Answers
 from mape_unlearn.core.evaluation.relearning import RelearnSettings
 from mape_unlearn.core.runtime.precision import Autocast
 
@@ -87,6 +88,8 @@ class GeneratorParams(_Params):
     n_labels: int = Field(ge=2)  # task classification: classes drawn per person
     distinct_values: bool  # deal each attribute's values without replacement (see people.py)
     seed: int
+    # short: one attribute per answer; biography: 20-40 words naming two or three (TOFU's shape)
+    answers: Answers = "short"
 
 
 class HoldoutParams(_Params):

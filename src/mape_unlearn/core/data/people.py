@@ -10,6 +10,10 @@ single spaces, so a whitespace word-level tokenizer covers it exactly.
 By default each value is drawn independently, so people share attribute values (two people born
 in the same city); ``distinct_values`` deals each attribute's values like cards instead, so a
 value repeats only once every value of the attribute has been dealt.
+
+``answers``: ``short``, one question per attribute answered in a short sentence (the
+default), or ``biography``, TOFU-shaped answers of 20-40 words naming two or three attributes
+each (core/data/biographies.py).
 """
 
 from __future__ import annotations
@@ -19,11 +23,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 from numbers import Integral
+from typing import Literal, get_args
 
 import pandas as pd
 
+from mape_unlearn.core.data.biographies import BIOGRAPHIES, biography_texts
+
 __all__ = [
     "COLUMNS",
+    "Answers",
     "N_PERTURBED",
     "TEMPLATE_IDS",
     "generate_people_qa",
@@ -197,6 +205,7 @@ TEMPLATES: tuple[_Template, ...] = (
 
 TEMPLATE_IDS: tuple[str, ...] = tuple(t.template_id for t in TEMPLATES)
 N_PERTURBED: int = 5
+Answers = Literal["short", "biography"]  # data_prep.generator.answers
 COLUMNS: tuple[str, ...] = (
     "person_id",
     "person_name",
@@ -214,9 +223,12 @@ def max_people() -> int:
     return len(FIRST_NAMES) * len(LAST_NAMES)
 
 
+def _with_article(value: str) -> str:
+    return f"{'an' if value[0] in 'aeiou' else 'a'} {value}"
+
+
 def _fields(name: str, surname: str, value: str) -> dict[str, str]:
-    article = "an" if value[0] in "aeiou" else "a"
-    return {"name": name, "surname": surname, "value": value, "a_value": f"{article} {value}"}
+    return {"name": name, "surname": surname, "value": value, "a_value": _with_article(value)}
 
 
 def _fact(template: _Template, fields: dict[str, str]) -> str:
@@ -226,7 +238,7 @@ def _fact(template: _Template, fields: dict[str, str]) -> str:
     return fields[field]
 
 
-def _validate(n_people: int, seed: int, distinct_values: bool) -> None:
+def _validate(n_people: int, seed: int, distinct_values: bool, answers: str) -> None:
     limit = max_people()
     if isinstance(n_people, bool) or not isinstance(n_people, Integral):
         raise ValueError(
@@ -242,6 +254,10 @@ def _validate(n_people: int, seed: int, distinct_values: bool) -> None:
     if not isinstance(distinct_values, bool):
         raise ValueError(
             f"distinct_values={distinct_values!r} is not allowed: expected true or false"
+        )
+    if answers not in get_args(Answers):
+        raise ValueError(
+            f"answers={answers!r} is not allowed: expected one of {list(get_args(Answers))}"
         )
 
 
@@ -259,8 +275,77 @@ def _dealer(rng: random.Random, values: tuple[str, ...]) -> Callable[[], str]:
     return deal
 
 
+@dataclass(frozen=True)
+class _Person:
+    person_id: str
+    name: str
+    surname: str
+
+
+Draws = dict[str, Callable[[], str]]  # template id -> the next value of that attribute
+
+
+def _short_rows(rng: random.Random, draw: Draws, person: _Person) -> list[dict[str, object]]:
+    """One question per attribute, answered in a short sentence: the default data."""
+    rows: list[dict[str, object]] = []
+    for template in TEMPLATES:
+        value = draw[template.template_id]()
+        wrong = rng.sample([v for v in template.values if v != value], N_PERTURBED)
+        fields = _fields(person.name, person.surname, value)
+        rows.append(
+            {
+                "person_id": person.person_id,
+                "person_name": person.name,
+                "template": template.template_id,
+                "question": template.question.format(**fields),
+                "answer": template.answer.format(**fields),
+                "paraphrased_answer": template.paraphrase.format(**fields),
+                "perturbed_answers": [
+                    template.paraphrase.format(**_fields(person.name, person.surname, w))
+                    for w in wrong
+                ],
+                "fact": _fact(template, fields),
+            }
+        )
+    return rows
+
+
+def _person_fields(person: _Person, values: dict[str, str]) -> dict[str, str]:
+    """A biography's fields: the person's names and each attribute's value, bare and with
+    its article."""
+    articled = {f"a_{attribute}": _with_article(v) for attribute, v in values.items()}
+    return {"name": person.name, "surname": person.surname, **values, **articled}
+
+
+def _biography_rows(rng: random.Random, draw: Draws, person: _Person) -> list[dict[str, object]]:
+    """Biography questions (core/data/biographies.py): the person's attributes drawn once,
+    each perturbed answer with another value of every attribute its question names."""
+    values = {template.template_id: draw[template.template_id]() for template in TEMPLATES}
+    pools = {template.template_id: template.values for template in TEMPLATES}
+    rows: list[dict[str, object]] = []
+    for biography in BIOGRAPHIES:
+        wrong = {
+            a: rng.sample([v for v in pools[a] if v != values[a]], N_PERTURBED)
+            for a in biography.attributes
+        }
+        perturbed = [
+            _person_fields(person, values | {a: w[k] for a, w in wrong.items()})
+            for k in range(N_PERTURBED)
+        ]
+        texts = biography_texts(biography, _person_fields(person, values), perturbed)
+        rows.append(
+            {
+                "person_id": person.person_id,
+                "person_name": person.name,
+                "template": biography.template_id,
+                **texts,
+            }
+        )
+    return rows
+
+
 def generate_people_qa(
-    n_people: int = 100, seed: int = 0, distinct_values: bool = False
+    n_people: int = 100, seed: int = 0, distinct_values: bool = False, answers: Answers = "short"
 ) -> pd.DataFrame:
     """Generate a QA table about ``n_people`` fictitious people, deterministic in ``seed``.
 
@@ -272,8 +357,10 @@ def generate_people_qa(
     ``distinct_values``: deal each attribute's values without replacement instead of drawing
     them independently; up to ``n_people`` = 30 (the shortest value list, the colours) no two
     people then share any value, and beyond it each value's count differs by at most one.
+    ``answers``: ``short`` (one attribute a row, ``TEMPLATES``) or ``biography`` (two or three
+    a row, core/data/biographies.py's ``BIOGRAPHIES``).
     """
-    _validate(n_people, seed, distinct_values)
+    _validate(n_people, seed, distinct_values, answers)
     n_people, seed = int(n_people), int(seed)  # also accept numpy integers
     rng = random.Random(seed)
     n_last = len(LAST_NAMES)
@@ -283,28 +370,10 @@ def generate_people_qa(
         draw = {t.template_id: _dealer(rng, t.values) for t in TEMPLATES}
     else:  # independent draws, the rng calls of the default since the start (cached data)
         draw = {t.template_id: partial(rng.choice, t.values) for t in TEMPLATES}
-
+    person_rows = _biography_rows if answers == "biography" else _short_rows
     rows: list[dict[str, object]] = []
     for index, code in enumerate(name_codes):
         surname = LAST_NAMES[code % n_last]
         name = f"{FIRST_NAMES[code // n_last]} {surname}"
-        person_id = f"p{index:0{width}d}"
-        for template in TEMPLATES:
-            value = draw[template.template_id]()
-            wrong = rng.sample([v for v in template.values if v != value], N_PERTURBED)
-            fields = _fields(name, surname, value)
-            rows.append(
-                {
-                    "person_id": person_id,
-                    "person_name": name,
-                    "template": template.template_id,
-                    "question": template.question.format(**fields),
-                    "answer": template.answer.format(**fields),
-                    "paraphrased_answer": template.paraphrase.format(**fields),
-                    "perturbed_answers": [
-                        template.paraphrase.format(**_fields(name, surname, w)) for w in wrong
-                    ],
-                    "fact": _fact(template, fields),
-                }
-            )
+        rows += person_rows(rng, draw, _Person(f"p{index:0{width}d}", name, surname))
     return pd.DataFrame(rows, columns=list(COLUMNS))

@@ -139,7 +139,8 @@ def loss_backward(
     ``ga``: ``-L(f)``; ``gd``: ``-L(f) + alpha L(r)``; ``npo``: ``NPO(f) + alpha L(r)``;
     ``bounded``/``match``: the distance of f's answers to their never-seen levels (``never_seen``)
     ``+ alpha L(r)`` (:func:`forget_term`); ``so``: ``-L(f)``, whose gradient the stepper turns
-    into a damped Newton step. ``kl_weight`` adds ``KL(original || model)`` on r to any rule;
+    into a damped Newton step (``sharp_minmax`` steps each side on its own:
+    :func:`weighted_nll_backward`). ``kl_weight`` adds ``KL(original || model)`` on r to any rule;
     ``forget_tokens: fact`` has scored f on its fact tokens only.
 
     One backward per batch (their gradients add up): a single batch's activations are alive
@@ -160,6 +161,17 @@ def loss_backward(
     if retain_part.requires_grad:
         retain_part.backward()
     return [t.detach() for t in (forget_part, retain_part, forget_loss, retain_loss)]
+
+
+def weighted_nll_backward(model: nn.Module, batch: TokenBatch, weight: float) -> list[torch.Tensor]:
+    """The gradients of ``weight`` times the batch's mean answer NLL; returns this rank's shares
+    of that loss and of the NLL, detached. ``sharp_minmax``'s two sides, each with its own
+    optimiser: ``alpha L(r)`` and ``-(1 - alpha) L(f)`` (core/method/sharp_minmax.py)."""
+    _, _, nll = _nll_share(model, batch)
+    loss = weight * nll
+    if loss.requires_grad:  # not on a rank with no rows of this batch
+        loss.backward()
+    return [loss.detach(), nll.detach()]
 
 
 def retain_kl(model: nn.Module, reference: nn.Module, batch: TokenBatch) -> torch.Tensor:

@@ -29,6 +29,7 @@ from tqdm.auto import tqdm
 
 from mape_unlearn.core.data.encoding import TokenBatch, scored_on
 from mape_unlearn.core.method.compact import CompactUpdate, compact_slices
+from mape_unlearn.core.method.sharp_minmax import SharpMinMax, saliency_split
 from mape_unlearn.core.method.stepper import Stepper, make_optimizer
 from mape_unlearn.core.method.stopping import (
     DISTRIBUTION_METRICS,
@@ -55,9 +56,9 @@ def optimizer_state_bytes(
     Adam keeps a gradient and two moments per trainable entry: every entry of a dense-path
     tensor with a selected entry, only the selected slice of a compact one (as
     :func:`masked_unlearn` with the same ``compact`` trains them); ``so`` keeps a gradient and
-    the Fisher.
+    the Fisher, ``sharp_minmax`` a gradient and two Adams' moments.
     """
-    per_entry = 3 if rule != "so" else 2
+    per_entry = {"so": 2, "sharp_minmax": 5}.get(rule, 3)
     slices = compact_slices(model, masks) if compact else {}
     return sum(
         (slices[n].numel if n in slices else p.numel()) * p.element_size() * per_entry
@@ -110,10 +111,10 @@ def masked_unlearn(
     needs_reference = s.rule in ("npo", "match") or s.kl_weight > 0
     reference = model.to(device).eval() if needs_reference else None  # never optimised
     model, shared, update, trainable, masks = _trainable_copy(model, weight_masks, device, compact)
-    optimizer, curvature = make_optimizer(model, retain, trainable, masks, s, device)
-    take_step = Stepper(model, reference, optimizer, trainable, masks, curvature, s, never_seen)
+    scored = scored_on(forget, s.forget_tokens)
+    take_step = _stepper(model, reference, scored, retain, trainable, masks, s, device, never_seen)
     generator = torch.Generator().manual_seed(s.seed)
-    forget_batches = _endless(scored_on(forget, s.forget_tokens), s.batch_size, generator)
+    forget_batches = _endless(scored, s.batch_size, generator)
     retain_batches = _endless(retain, s.batch_size, generator)
     probe = _probe(retain, s.probe_retain_samples, s.seed)
     levels = Levels(forget, probe, s, device, never_seen)
@@ -144,6 +145,28 @@ def masked_unlearn(
     log.info("unlearned for %d steps (%s), %d trainable tensors (%d as compact slices)",
              trace[-1]["step"], s.rule, len(trainable), len(update.deltas))  # fmt: skip
     return model, trace
+
+
+def _stepper(
+    model: nn.Module,
+    reference: nn.Module | None,
+    forget: TokenBatch,
+    retain: TokenBatch,
+    trainable: dict[str, torch.Tensor],
+    masks: dict[str, torch.Tensor],
+    s: UnlearnSettings,
+    device: torch.device,
+    never_seen: torch.Tensor | None,
+) -> Stepper | SharpMinMax:
+    """The step of ``s.rule`` with its optimiser: ``sharp_minmax``'s two sides on the halves of
+    the selection its forget saliency splits it into, any other rule's loss through
+    :class:`Stepper`. ``forget``: the rows as the forget term scores them; ``masks``: those
+    of the partly selected trainable tensors."""
+    if s.rule == "sharp_minmax":
+        parts = saliency_split(model, forget, trainable, masks, s.batch_size, device)
+        return SharpMinMax(model, trainable, parts, s)
+    optimizer, curvature = make_optimizer(model, retain, trainable, masks, s, device)
+    return Stepper(model, reference, optimizer, trainable, masks, curvature, s, never_seen)
 
 
 def _checked_never_seen(

@@ -13,7 +13,7 @@ from tests.conftest import ROOT
 from tests.test_study import studied  # noqa: F401  (the study, run once for this module)
 
 SCRIPT = ROOT / "scripts" / "results_tables.py"
-# the study's comparisons (core/evaluation/paired.py); its rows have no robustness columns
+# the study's comparisons (core/evaluation/paired.py), then its robustness columns
 COMPARED = ["forget_quality", "mia_auc_min_k", "retain_exact_match", "steps_to_matched_forgetting"]
 
 
@@ -21,7 +21,9 @@ def test_study_writes_the_paired_table(studied: Path):  # noqa: F811
     reporting = studied / "data" / "08_reporting" / "study"
     results = pd.read_csv(reporting / "results.csv").set_index("variant")
     paired = pd.read_csv(reporting / "paired.csv")
-    assert list(paired.metric.unique()) == COMPARED
+    robustness = [c for c in results.columns if c.startswith(("relearn_", "int8_", "int4_"))]
+    assert robustness  # the quantization round trips (core/evaluation/quantization.py)
+    assert list(paired.metric.unique()) == COMPARED + robustness
     assert set(paired.variant) == {"sa_stop_em", "mape_holdout_answer"}
     # one run: the difference is that run's, with no interval
     for row in paired.query("metric == 'forget_quality'").itertuples():

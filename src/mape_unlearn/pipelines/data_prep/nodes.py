@@ -56,7 +56,7 @@ def generate_qa(task: Task, params: GeneratorParams) -> tuple[pd.DataFrame, dict
     attribute value), or (``task: classification``) their fact sentences labelled with a class
     drawn per person; with ``distinct_values`` the people share no attribute value (up to 30
     people). Also how many rows each fact rule set."""
-    qa = generate_people_qa(params.n_people, params.seed, params.distinct_values)
+    qa = generate_people_qa(params.n_people, params.seed, params.distinct_values, params.answers)
     values = "distinct" if params.distinct_values else "independently drawn"
     if _classification(task):
         qa = label_people(qa, params.n_labels, params.seed)
@@ -68,7 +68,13 @@ def generate_qa(task: Task, params: GeneratorParams) -> tuple[pd.DataFrame, dict
             params.n_labels,
         )
         return qa, {}
-    log.info("generated %d questions about %d people (%s values)", len(qa), params.n_people, values)
+    log.info(
+        "generated %d questions about %d people (%s values, %s answers)",
+        len(qa),
+        params.n_people,
+        values,
+        params.answers,
+    )
     return _with_facts(qa)
 
 

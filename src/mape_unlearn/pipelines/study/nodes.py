@@ -28,6 +28,7 @@ from mape_unlearn.core.evaluation.paired import (
     study_comparisons,
 )
 from mape_unlearn.core.evaluation.protocol import evaluate_split, membership_auc
+from mape_unlearn.core.evaluation.quantization import quantized_forgetting
 from mape_unlearn.core.method.importance import (
     ImportanceSettings,
     MaskGradients,
@@ -228,8 +229,9 @@ def _forget_and_holdout(
     unlearn: UnlearnSettings,
     reference: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """TOFU metrics on forget and holdout (enough for forget quality and the MIA) and retain
-    accuracy: the model's row of the study, against ``reference`` (None: the model itself)."""
+    """TOFU metrics on forget and holdout (enough for forget quality and the MIA), retain
+    accuracy and the forget facts after the quantization round trips: the model's row of the
+    study, against ``reference`` (None: the model itself)."""
     device, tokenizer, splits = resolve_device(unlearn.device), data.tokenizer, data.splits
     summary: dict[str, Any] = {}
     samples = []
@@ -240,6 +242,9 @@ def _forget_and_holdout(
         samples.append(per_sample)
     retain = teacher_forced_stats(
         model, encode_frame(tokenizer, splits["retain"]), unlearn.batch_size, device
+    )
+    quantized = quantized_forgetting(
+        model, encode_frame(tokenizer, splits["forget"]), unlearn.batch_size, device
     )
     ratios = samples[0].truth_ratio.to_numpy()
     aucs = membership_auc(pd.concat(samples, ignore_index=True))
@@ -256,6 +261,7 @@ def _forget_and_holdout(
         "retain_exact_match": retain["exact_match"],
         "holdout_answer_token_accuracy": summary["holdout"]["answer_token_accuracy"],
         "holdout_fact_accuracy": summary["holdout"]["fact_accuracy"],
+        **{k: v for k, v in quantized.items() if k.startswith("int")},
     }
     return {"ratios": ratios, "row": row}
 

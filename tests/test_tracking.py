@@ -438,7 +438,7 @@ def test_the_catalog_declares_what_each_output_records():
     """Patterns fill their placeholders in; a model is never copied, whatever its entry says."""
     catalog = DataCatalog.from_config(config_loader(ROOT / "conf", env=ENV)["catalog"])
     assert recording(catalog, "retrain_training_history") == Recording(metrics="retrain")
-    assert recording(catalog, "forget_split") == Recording(input="forget")
+    assert recording(catalog, "forget_split") == Recording(input="forget", request="person_id")
     assert recording(catalog, "retain_split") == Recording(artifact=False, input="retain")
     assert not recording(catalog, "holdout_split").artifact
     assert recording(catalog, "evaluation_metrics") == Recording(metrics="", parent_metrics=True)

@@ -13,6 +13,8 @@ from torch.optim.optimizer import register_optimizer_step_pre_hook
 
 from mape_unlearn.core.method.architectures import module_weight_masks
 from mape_unlearn.core.method.losses import mean_answer_nll
+from mape_unlearn.core.method.methods import method_settings
+from mape_unlearn.core.method.selection import Selector
 from mape_unlearn.core.method.unlearning import masked_unlearn
 from tests.conftest import random_batch, tiny_model
 from tests.core.test_unlearning import _key_bias, _mixed_masks, _selection, _settings
@@ -213,3 +215,16 @@ def test_bad_sam_settings_are_rejected_with_the_field_and_what_is_allowed(field,
 def test_sharp_minmax_with_a_kl_term_is_rejected_with_both_values():
     with pytest.raises(ValidationError, match=r"kl_weight=1.0 is not allowed with .*'sharp_minm"):
         _settings(rule="sharp_minmax", kl_weight=1.0)
+
+
+def test_a_baseline_changes_the_settings_it_names_and_bad_ones_are_named():
+    sam = Selector(kind="salun", unlearn={"optimizer": "sam", "rho": 0.05})
+    settings = method_settings(sam, _settings())
+    assert (settings.optimizer, settings.rho, settings.rule) == ("sam", 0.05, "gd")
+    with pytest.raises(ValidationError, match=r"unlearn.rho=-1.0 is not allowed: Input should be"):
+        Selector(kind="salun", unlearn={"rho": -1.0})
+    with pytest.raises(ValidationError, match=r"unlearn.optimiser='sam' is not allowed: .*'rho'"):
+        Selector(kind="salun", unlearn={"optimiser": "sam"})
+    minmax = Selector(kind="full", unlearn={"rule": "sharp_minmax"})
+    with pytest.raises(ValidationError, match=r"kl_weight=1.0 is not allowed"):
+        method_settings(minmax, _settings(kl_weight=1.0))  # validated with the stage's settings

@@ -174,9 +174,17 @@ def select_and_unlearn(
     search: SearchSettings,
     unlearn: UnlearnSettings,
 ) -> tuple[nn.Module, Trace, dict[str, Any]]:
-    """One compared method on one request: its weights selected, then unlearned."""
+    """One compared method on one request: its weights selected, then unlearned, both with
+    its settings of ``unlearn``."""
+    unlearn = method_settings(selector, unlearn)
     masks = select_weights(model, selector, request, search, unlearn)
     return unlearn_weights(model, request, masks, unlearn)
+
+
+def method_settings(selector: Selector, unlearn: UnlearnSettings) -> UnlearnSettings:
+    """``unlearn`` with the settings the method changes (``baselines.<method>.unlearn``: e.g.
+    ``mape_sam``'s optimizer), validated again together."""
+    return replace(unlearn, **selector.unlearn)
 
 
 def unlearn_with_research(

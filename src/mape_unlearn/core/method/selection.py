@@ -12,9 +12,11 @@ exactly the top ``budget(weights, sparsity)`` of all weights.
 
 from __future__ import annotations
 
-from typing import Literal
+from dataclasses import field
+from typing import Annotated, Any, Literal
 
 import torch
+from pydantic import TypeAdapter, ValidationError, field_validator
 from torch import nn
 from tqdm.auto import tqdm
 
@@ -22,6 +24,7 @@ from mape_unlearn.core.data.encoding import TokenBatch
 from mape_unlearn.core.method.architectures import layout_of
 from mape_unlearn.core.method.losses import answer_nll, mean_answer_nll
 from mape_unlearn.core.method.search import ModuleSelection, Objective, budget
+from mape_unlearn.core.method.unlearn_settings import UnlearnSettings
 from mape_unlearn.core.runtime.settings import settings
 
 PARAMETER_SELECTORS: tuple[str, ...] = ("salun", "sa")
@@ -36,6 +39,32 @@ class Selector:
     objective: Objective | None = None  # modules: the search objective (None: the search's)
     greedy: bool = True  # modules: greedy sweeps after the warm start, or the warm start alone
     seed: int = 0  # random_modules: the draw
+    # settings of `unlearn` this method changes (e.g. {optimizer: sam}; none: the stage's),
+    # applied where it unlearns (methods.method_settings)
+    unlearn: dict[str, Any] = field(default_factory=dict)
+
+    @field_validator("unlearn")
+    @classmethod
+    def _unlearn_overrides(cls, overrides: dict[str, Any]) -> dict[str, Any]:
+        """Each override names a setting of ``unlearn`` and has a value it allows."""
+        fields = UnlearnSettings.__pydantic_fields__
+        for name, value in overrides.items():
+            if name not in fields:
+                raise ValueError(
+                    f"unlearn.{name}={value!r} is not allowed: {name!r} is not a setting of "
+                    f"`unlearn`; expected one of {sorted(fields)}"
+                )
+            info = fields[name]
+            kind = (
+                Annotated[(info.annotation, *info.metadata)] if info.metadata else info.annotation
+            )
+            try:
+                TypeAdapter(kind).validate_python(value)
+            except ValidationError as error:
+                raise ValueError(
+                    f"unlearn.{name}={value!r} is not allowed: {error.errors()[0]['msg']}"
+                ) from None
+        return overrides
 
 
 def random_modules(model: nn.Module, sparsity: float, seed: int) -> ModuleSelection:

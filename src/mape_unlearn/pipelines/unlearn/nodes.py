@@ -11,7 +11,12 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 from mape_unlearn.core.data.encoding import encode_frame
 from mape_unlearn.core.data.splits import check_disjoint
 from mape_unlearn.core.method.architectures import module_weight_masks
-from mape_unlearn.core.method.methods import deletion_request, select_weights, unlearn_weights
+from mape_unlearn.core.method.methods import (
+    deletion_request,
+    method_settings,
+    select_weights,
+    unlearn_weights,
+)
 from mape_unlearn.core.method.search import SearchSettings
 from mape_unlearn.core.method.selection import Selector
 from mape_unlearn.core.method.stopping import never_seen_nll, stop_level
@@ -97,7 +102,9 @@ def select_method_weights(
     """The weights a compared method updates, at the same sparsity as the module mask."""
     gradients = (forget_gradients, retain_gradients, training_split)
     request = deletion_request(tokenizer, forget_split, retain_split, gradients=gradients)
-    return select_weights(original_model, selector, request, search, unlearn)
+    return select_weights(
+        original_model, selector, request, search, method_settings(selector, unlearn)
+    )
 
 
 def unlearn_model(
@@ -124,6 +131,24 @@ def unlearn_model(
     trainable = sum(int(m.sum()) for m in weight_masks.values())
     log.info("trainable weights: %d of %d (%.2f%%)", trainable, total, 100 * trainable / total)
     return unlearn_weights(original_model, request, weight_masks, params)
+
+
+def unlearn_method_model(
+    original_model: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
+    forget_split: pd.DataFrame,
+    retain_split: pd.DataFrame,
+    weight_masks: dict[str, torch.Tensor],
+    target: dict[str, float | str | None],
+    params: UnlearnSettings,
+    selector: Selector,
+) -> tuple[PreTrainedModel, list[dict[str, float]], dict[str, float]]:
+    """:func:`unlearn_model` with a compared method's own settings of ``unlearn``
+    (``baselines.<method>.unlearn``)."""
+    settings = method_settings(selector, params)
+    return unlearn_model(
+        original_model, tokenizer, forget_split, retain_split, weight_masks, target, settings
+    )
 
 
 def release_model(

@@ -46,7 +46,11 @@ def failed_run(project: Path, pipeline: str, **params) -> str:
             "'forget_only', 'forget_retain' or 'ratio'",
         ),
         ("mask_search", {"mask_search": {"quota": "layers"}}, "'global' or 'per_layer'"),
-        ("unlearn", {"unlearn": {"rule": "xx"}}, "'ga', 'gd', 'npo', 'so', 'bounded' or 'match'"),
+        (
+            "unlearn",
+            {"unlearn": {"rule": "xx"}},
+            "'ga', 'gd', 'npo', 'so', 'bounded', 'match' or 'sharp_minmax'",
+        ),
         ("unlearn", {"unlearn": {"lr": -1.0}}, "greater than 0"),
         ("train", {"train": {"epochs": 0}}, "greater than 0"),
     ],

@@ -85,3 +85,25 @@ def test_bf16_training_keeps_float32_weights():
     torch.testing.assert_close(
         torch.tensor(history_bf16), torch.tensor(history), atol=0.02, rtol=0.1
     )
+
+
+def test_bf16_unlearning_keeps_float32_weights_and_follows_float32():
+    """``unlearn.autocast``: the rule's forwards in bf16, the compact deltas and Adam in float32;
+    the step losses follow float32's closely, not bit for bit."""
+    from mape_unlearn.core.method.architectures import module_weight_masks
+    from mape_unlearn.core.method.unlearning import masked_unlearn
+    from tests.core.test_unlearning import _selection, _settings
+
+    model = tiny_model("llama")
+    masks = module_weight_masks(model, *_selection(model))
+    runs = {}
+    for setting in ("off", "bf16"):
+        settings = _settings(max_steps=6, autocast=setting)
+        runs[setting] = masked_unlearn(
+            model, random_batch(6, seed=1), random_batch(8, seed=2), masks, settings, None, CPU
+        )
+    unlearned, trace = runs["bf16"]
+    assert all(p.dtype == torch.float32 for p in unlearned.parameters())
+    losses = {k: torch.tensor([e["forget_loss"] for e in t[1:]]) for k, (_, t) in runs.items()}
+    assert not torch.equal(losses["bf16"], losses["off"])
+    torch.testing.assert_close(losses["bf16"], losses["off"], atol=0.05, rtol=0.02)

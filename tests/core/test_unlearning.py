@@ -153,7 +153,11 @@ def test_gradient_difference_steps_along_minus_forget_plus_alpha_retain_gradient
 @pytest.mark.parametrize(
     ("field", "value", "message"),
     [
-        ("rule", "xx", "Input should be 'ga', 'gd', 'npo', 'so', 'bounded' or 'match'"),
+        (
+            "rule",
+            "xx",
+            "Input should be 'ga', 'gd', 'npo', 'so', 'bounded', 'match' or 'sharp_minmax'",
+        ),
         ("lr", -1.0, "Input should be greater than 0"),
         ("lr", float("nan"), "Input should be greater than 0"),
         ("max_steps", 0, "Input should be greater than 0"),

@@ -15,6 +15,7 @@ from torch import nn
 from mape_unlearn.core.data.encoding import IGNORE, TokenBatch
 from mape_unlearn.core.method.losses import answer_nll, answer_token_logits
 from mape_unlearn.core.method.unlearn_settings import UnlearnSettings
+from mape_unlearn.core.runtime import precision
 from mape_unlearn.core.runtime.distributed import all_reduce_sum, local_rows
 
 
@@ -144,16 +145,21 @@ def loss_backward(
     ``forget_tokens: fact`` has scored f on its fact tokens only.
 
     One backward per batch (their gradients add up): a single batch's activations are alive
-    at a time, and the retain pass keeps no graph when its loss has no weight.
+    at a time, and the retain pass keeps no graph when its loss has no weight. The forwards run
+    under ``unlearn.autocast`` (core.runtime.precision), a context per pass, so no bf16 copy of
+    the weights outlives the step that changes them.
     """
-    forget_part, forget_loss = forget_term(
-        s.rule, model, reference, forget_batch, s.beta, never_seen
-    )
+    device = forget_batch.input_ids.device
+    with precision.autocast(device, s.autocast, model):  # this step's forwards only
+        forget_part, forget_loss = forget_term(
+            s.rule, model, reference, forget_batch, s.beta, never_seen
+        )
     if forget_part.requires_grad:  # not on a rank with no rows of this batch
         forget_part.backward()
     weight = 0.0 if s.rule in ("ga", "so") else s.alpha
     anchored = reference is not None and s.kl_weight > 0
-    with torch.set_grad_enabled(weight > 0 or anchored):
+    grad = torch.set_grad_enabled(weight > 0 or anchored)
+    with grad, precision.autocast(device, s.autocast, model):
         _, _, retain_loss = _nll_share(model, retain_batch)
         retain_part = weight * retain_loss
         if anchored:

@@ -10,6 +10,7 @@ from mape_unlearn.pipelines.unlearn.nodes import (
     retrain_level,
     select_method_weights,
     selection_weight_masks,
+    unlearn_method_model,
     unlearn_model,
 )
 from mape_unlearn.pipelines.unlearn.plots import plot_unlearning_losses
@@ -52,9 +53,16 @@ def create_baseline_pipeline(method: str) -> Pipeline:
     select = Node(
         select_method_weights, SELECTION_INPUTS, "weight_masks", name="select_method_weights"
     )
+    # the method's own settings of `unlearn` (baselines.<method>.unlearn) applied
+    unlearn = Node(
+        unlearn_method_model,
+        [*UNLEARN_INPUTS, "params:selector"],
+        UNLEARN.outputs,
+        name="unlearn_model",
+    )
     shared = {name for name in SELECTION_INPUTS + UNLEARN_INPUTS if not name.startswith("params")}
     return Pipeline(
-        [select, UNLEARN],
+        [select, unlearn],
         namespace=f"baseline_{method}",
         inputs={name: name for name in shared - {"weight_masks"}},
         parameters={

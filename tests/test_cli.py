@@ -23,14 +23,24 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return copy_project(tmp_path_factory.mktemp("project"))
 
 
-def kedro_run(project: Path, *args: str, **env: str) -> subprocess.CompletedProcess:
-    """A real ``kedro run --env=test …`` in ``project``; stdout and stderr together."""
+def kedro_run(
+    project: Path, *args: str, kedro_env: str | None = "test", **env: str
+) -> subprocess.CompletedProcess:
+    """A real ``kedro run --env=test …`` in ``project`` (``kedro_env=None``: no ``--env``, for
+    arguments that name their own); stdout and stderr together."""
     environment = {**os.environ, "KEDRO_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "1", **env}
     environment["MLFLOW_TRACKING_URI"] = f"sqlite:///{project / 'mlflow.db'}"
     for name in ("KEDRO_ENV", *(() if TRACEBACK_ENV in env else (TRACEBACK_ENV,))):
         environment.pop(name, None)
     return subprocess.run(
-        [sys.executable, "-m", "kedro", "run", "--env=test", *args],
+        [
+            sys.executable,
+            "-m",
+            "kedro",
+            "run",
+            *([f"--env={kedro_env}"] if kedro_env else []),
+            *args,
+        ],
         cwd=project,
         env=environment,
         stdout=subprocess.PIPE,

@@ -3,9 +3,7 @@ where and what to do, and stops the pipeline registry rather than letting it gue
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -18,6 +16,7 @@ from mape_unlearn.cli import TRACEBACK_ENV, cli
 from mape_unlearn.pipeline_registry import STAGES, register_pipelines
 from mape_unlearn.pipelines import study
 from tests.conftest import copy_project
+from tests.test_cli import kedro_run
 from tests.test_custom_data import write_env
 
 MAX_LINES = 10
@@ -38,20 +37,8 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def kedro(project: Path, *args: str) -> subprocess.CompletedProcess:
-    """A real ``kedro run …`` in ``project``; stdout and stderr together."""
-    environment = {**os.environ, "KEDRO_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "1"}
-    environment["MLFLOW_TRACKING_URI"] = f"sqlite:///{project / 'mlflow.db'}"
-    for name in ("KEDRO_ENV", TRACEBACK_ENV):
-        environment.pop(name, None)
-    return subprocess.run(
-        [sys.executable, "-m", "kedro", "run", *args],
-        cwd=project,
-        env=environment,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        timeout=600,
-    )
+    """A real ``kedro run …`` in ``project``, the environment named by ``args``."""
+    return kedro_run(project, *args, kedro_env=None)
 
 
 def run_in_process(project: Path, monkeypatch: pytest.MonkeyPatch, *args: str) -> str:
@@ -76,7 +63,9 @@ def test_an_unknown_environment_names_the_folder_and_the_environments(project):
     assert "Traceback" not in result.stdout
     words = " ".join(result.stdout.split())  # wrapped to 80 columns
     assert "Error: the environment 'nosuchenv' has no folder conf/nosuchenv" in words
-    assert "custom_qa, local, minilm_classification" in words  # what to choose from
+    choices = words.split("(--env=NAME): ")[1]  # what to choose from: every environment
+    assert all(name in choices for name in ("custom_qa", "local", "minilm_classification"))
+    assert "base" not in choices
     assert not (project / "data").exists()  # nothing ran
 
 

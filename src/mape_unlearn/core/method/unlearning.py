@@ -94,17 +94,12 @@ def masked_unlearn(
 ) -> tuple[nn.Module, list[dict[str, float]]]:
     """Unlearn ``forget`` from a copy of ``model``; returns it and the per-step trace.
 
-    The loss of each step and rule: core/method/rules.py (``so``'s Newton step:
-    core/method/stepper.py); ``never_seen`` is the never-seen NLL per answer that ``bounded``
-    and ``match`` aim at (stopping.never_seen_nll). The trace starts at step 0 (the model as
-    given); it records forget accuracy every ``eval_every`` steps and every step once the
-    target is near, and the accuracy of a fixed retain subsample every ``eval_every`` steps
-    and at the stop (the forget/utility trajectory), both by ``stop_metric``. Stops after
-    ``max_steps``, when forget accuracy reaches ``target_forget_accuracy`` (at step 0 when it
-    is there already: nothing to unlearn), or at the first non-finite loss, restoring the
-    weights of the last finite step.
-    ``compact`` trains masks of whole rows/columns as small deltas (core/method/compact.py: the
-    same result to float rounding in a fraction of the memory); ``False`` forces the dense path.
+    Each step's loss: core/method/rules.py (the step: stepper.py); ``never_seen``: the NLL per
+    answer that ``bounded`` and ``match`` aim at. The trace (from step 0) records forget accuracy
+    every ``eval_every`` steps, every step near the target, and a retain probe's every
+    ``eval_every`` steps and at the stop (stopping.py). Stops after ``max_steps``, at the target
+    (step 0 if already there), or at a non-finite loss, with the last finite weights. ``compact``
+    trains whole rows/columns as small deltas (compact.py); ``False`` forces the dense path.
     """
     s = settings
     never_seen = _checked_never_seen(s, never_seen, device)
